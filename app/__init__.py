@@ -1,0 +1,80 @@
+"""Application factory. Config is read by `load_config`, never at import time; tests build a fresh app."""
+
+from __future__ import annotations
+
+import logging
+
+from apiflask import APIFlask
+from flask import current_app, g
+from sqlalchemy.orm import Session
+
+from app.config import Config, ConfigError, load_config
+from app.db import make_engine, make_session_factory
+from app.errors import apiflask_error_processor, register_error_handlers
+
+
+def create_app(config: Config | None = None, **overrides) -> APIFlask:
+    config = config or load_config()
+    if overrides:
+        config = config.with_overrides(**overrides)
+    app = APIFlask(__name__, title="Punchpass API", version="1", spec_path="/openapi.json", docs_path="/docs")
+    app.config.update(
+        SECRET_KEY=config.secret_key or "dev-not-secret",
+        TESTING=config.testing,
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=12 * 1024 * 1024,
+        AUTO_404_RESPONSE=False,
+        VALIDATION_ERROR_STATUS_CODE=422,
+        DOCS_FAVICON=None,
+        SPEC_FORMAT="json",
+        INFO={"description": "Merchant API of Punchpass: programs, members, earn, redeem, checkout. "
+                             "Errors are application/problem+json (RFC 9457)."},
+    )
+    from app.cards import PackagerCache
+    engine = make_engine(config.database_url)
+    app.extensions["punchpass"] = {"config": config, "engine": engine, "sessions": make_session_factory(engine),
+                                   "signer": _signer(config), "packagers": PackagerCache()}
+    app.error_processor(apiflask_error_processor)
+    register_error_handlers(app)
+    app.teardown_appcontext(_close_session)
+    _register_blueprints(app)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return app
+
+
+def _register_blueprints(app: APIFlask) -> None:
+    from app.api import blueprints
+    from app.pages import bp as pages_bp
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
+    app.register_blueprint(pages_bp)
+
+
+def _signer(config: Config):
+    """The dev chain is made on first use; real credentials are only ever read and checked."""
+    from app.cards import load_signer
+    from passes import CertificateError, make_test_chain
+    apple = config.apple
+    if apple.dev_chain and not apple.pass_cert.exists():
+        make_test_chain(apple.pass_cert.parent, pass_type_id=apple.pass_type_id, team_id=apple.team_id)
+    try:
+        return load_signer(apple)
+    except CertificateError as error:
+        raise ConfigError(str(error)) from None
+
+
+def app_config() -> Config:
+    return current_app.extensions["punchpass"]["config"]
+
+
+def db_session() -> Session:
+    """One session per request or app context; closed (and rolled back if uncommitted) at teardown."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["punchpass"]["sessions"]()
+    return g.db_session
+
+
+def _close_session(_exc) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()

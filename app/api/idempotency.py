@@ -1,0 +1,84 @@
+"""`Idempotency-Key` for writes: the first successful response is stored in the same transaction as the work and
+replayed verbatim for a retry; the same key with a different request is 422.
+
+Scope is (merchant, method + route). Only successes are stored: a refused or invalid request wrote nothing, so
+retrying it is safe and may succeed later. Concurrent duplicates: the loser's insert of the record hits the unique
+constraint, its work is rolled back, and it replays the winner's response."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import wraps
+
+from flask import make_response, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app import db_session
+from app.auth import current_caller
+from app.errors import problem
+from app.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+
+
+def idempotent_write(view):
+    """Commit the view's work, together with the stored response when the request carries a key."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        key = request.headers.get(HEADER)
+        session = db_session()
+        if key is None:
+            response = make_response(view(*args, **kwargs))
+            session.commit()
+            return response
+        if not 0 < len(key) <= MAX_KEY_LENGTH:
+            return problem(400, "Bad Idempotency-Key", f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.",
+                           {HEADER: ["Invalid length."]})
+        scope = dict(merchant_id=current_caller().merchant_id, endpoint=_endpoint(), key=key)
+        fingerprint = _fingerprint()
+        stored = _find(session, scope)
+        if stored is not None:
+            return _replay(stored, fingerprint)
+        response = make_response(view(*args, **kwargs))
+        if not 200 <= response.status_code < 300:
+            session.rollback()
+            return response
+        session.add(IdempotencyRecord(**scope, request_hash=fingerprint, status_code=response.status_code,
+                                      response_body=response.get_data(as_text=True)))
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            return _replay(_find(session, scope), fingerprint)
+        return response
+    return wrapper
+
+
+def _endpoint() -> str:
+    return f"{request.method} {request.url_rule.rule if request.url_rule else request.path}"
+
+
+def _fingerprint() -> str:
+    """Path plus the canonical JSON body: key order and whitespace don't make a request different."""
+    body = request.get_json(silent=True)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")) if body is not None \
+        else request.get_data(as_text=True)
+    return hashlib.sha256(f"{request.path}\n{canonical}".encode()).hexdigest()
+
+
+def _find(session, scope: dict) -> IdempotencyRecord | None:
+    return session.scalar(select(IdempotencyRecord).filter_by(**scope))
+
+
+def _replay(stored: IdempotencyRecord, fingerprint: str):
+    if stored.request_hash != fingerprint:
+        return problem(422, "Idempotency-Key reused",
+                       f"This {HEADER} was already used for a different request; use a new key for a new "
+                       "request.", {HEADER: ["Already used with a different request body or path."]})
+    response = make_response(stored.response_body, stored.status_code)
+    response.mimetype = "application/json"
+    response.headers["Idempotent-Replayed"] = "true"
+    return response

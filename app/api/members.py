@@ -1,0 +1,102 @@
+"""Members and their points: enrol, read, earn, redeem, reverse, statement, the signed pass."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from flask import Response
+
+from app import db_session
+from app.api.idempotency import idempotent_write
+from app.api.present import member_json, transaction_json
+from app.api.schemas import (EarnIn, MemberIn, MemberOut, PageQuery, RedeemIn, ReverseIn, TransactionPage,
+                             TransactionResult)
+from app.auth import ADMIN, POS, auth, current_caller
+from app.cards import pkpass_response
+from app.domain import ledger, members, programs
+
+bp = APIBlueprint("members", __name__, url_prefix="/api/v1", tag="Members")
+
+
+@bp.post("/programs/<int:program_id>/members")
+@bp.auth_required(auth, roles=ADMIN)
+@idempotent_write
+@bp.input(MemberIn, arg_name="data")
+@bp.output(MemberOut, status_code=201)
+def enroll(program_id, data):
+    session = db_session()
+    program = programs.get_program(session, current_caller().merchant_id, program_id)
+    return member_json(members.enroll_member(session, program, data))
+
+
+@bp.get("/members/<int:member_id>")
+@bp.auth_required(auth, roles=POS)
+@bp.output(MemberOut)
+def get_member(member_id):
+    return member_json(members.get_member(db_session(), current_caller().merchant_id, member_id))
+
+
+@bp.post("/members/<int:member_id>/earn")
+@bp.auth_required(auth, roles=POS)
+@idempotent_write
+@bp.input(EarnIn, arg_name="data")
+@bp.output(TransactionResult, status_code=201)
+def earn(member_id, data):
+    """Earn by `amount` (converted by the program's rule) or by `points`. Send an Idempotency-Key."""
+    session = db_session()
+    member = members.get_member(session, current_caller().merchant_id, member_id)
+    amount = data.get("amount")
+    points = ledger.points_for_amount(member.program, amount) if amount is not None else data["points"]
+    entry = ledger.earn_points(session, member, points, amount=amount, reference=data.get("reference"),
+                               reason=data.get("reason"))
+    return transaction_json(entry, member)
+
+
+@bp.post("/members/<int:member_id>/redeem")
+@bp.auth_required(auth, roles=POS)
+@idempotent_write
+@bp.input(RedeemIn, arg_name="data")
+@bp.output(TransactionResult, status_code=201)
+def redeem(member_id, data):
+    """Spend `points` or a reward's cost; 409 and nothing written when the member has too few."""
+    session = db_session()
+    member = members.get_member(session, current_caller().merchant_id, member_id)
+    reward = programs.get_reward(session, member.program_id, data["reward_id"]) if "reward_id" in data else None
+    entry = ledger.redeem_points(session, member, data.get("points"), reward=reward,
+                                 reference=data.get("reference"), reason=data.get("reason"))
+    return transaction_json(entry, member)
+
+
+@bp.post("/transactions/<int:transaction_id>/reverse")
+@bp.auth_required(auth, roles=ADMIN)
+@idempotent_write
+@bp.input(ReverseIn, arg_name="data")
+@bp.output(TransactionResult, status_code=201)
+def reverse(transaction_id, data):
+    """Refund: reverse all or `points` of a transaction. Points already spent come back as `shortfall`."""
+    session = db_session()
+    entry, shortfall = ledger.reverse_entry(session, current_caller().merchant_id, transaction_id,
+                                            data.get("points"), data.get("reference"))
+    return transaction_json(entry, members.get_member(session, entry.merchant_id, entry.member_id), shortfall)
+
+
+@bp.get("/members/<int:member_id>/transactions")
+@bp.auth_required(auth, roles=ADMIN)
+@bp.input(PageQuery, location="query", arg_name="page")
+@bp.output(TransactionPage)
+def transactions(member_id, page):
+    """The ledger, newest first; pass `next_before` back as `before` for the next page."""
+    session = db_session()
+    member = members.get_member(session, current_caller().merchant_id, member_id)
+    entries = ledger.entries_for(session, member, page.get("before"), page["limit"] + 1)
+    more = len(entries) > page["limit"]
+    entries = entries[:page["limit"]]
+    return {"data": entries, "next_before": entries[-1].id if more else None}
+
+
+@bp.get("/members/<int:member_id>/pass.pkpass")
+@bp.auth_required(auth, roles=ADMIN)
+@bp.doc(responses={200: {"description": "The signed Apple Wallet pass",
+                         "content": {"application/vnd.apple.pkpass": {}}}})
+def member_pass(member_id) -> Response:
+    session = db_session()
+    return pkpass_response(session, members.get_member(session, current_caller().merchant_id, member_id))

@@ -1,0 +1,48 @@
+"""Database rows to the JSON shapes of the API (the schemas in `schemas.py` describe them)."""
+
+from __future__ import annotations
+
+from app import app_config
+from app.domain.rewards import next_reward
+from app.domain.tiers import next_tier
+from app.models import LedgerEntry, Member, Program
+
+
+def member_json(member: Member) -> dict:
+    program = member.program
+    available = member.points_balance - member.held_points
+    upcoming_tier = next_tier(program, member.lifetime_points)
+    upcoming_reward = next_reward(program, available)
+    return {
+        "id": member.id, "program_id": member.program_id, "name": member.name, "email": member.email,
+        "external_id": member.external_id, "locale": member.locale,
+        "points_balance": member.points_balance, "held_points": member.held_points, "available_points": available,
+        "lifetime_points": member.lifetime_points, "tier": member.tier.name if member.tier else None,
+        "next_tier": {"name": upcoming_tier[0].name, "points_needed": upcoming_tier[1]} if upcoming_tier else None,
+        "next_reward": {"name": upcoming_reward.name, "points_needed": upcoming_reward.points_cost - available}
+        if upcoming_reward else None,
+        "serial_number": member.serial_number, "barcode_value": member.barcode_token,
+        "referral_code": member.referral_code, "apple_pass_url": apple_pass_url(member),
+        "google_save_url": None, "created_at": member.created_at,
+    }
+
+
+def apple_pass_url(member: Member) -> str:
+    """Public and unguessable: the customer's phone opens it without an API key."""
+    return f"{app_config().public_base_url}/cards/{member.download_token}.pkpass"
+
+
+def program_json(program: Program, image_names: list[str]) -> dict:
+    return {
+        "id": program.id, "name": program.name, "currency": program.currency,
+        "points_per_unit": program.points_per_unit, "rounding": program.rounding,
+        "branding": {"background_color": program.background_color, "foreground_color": program.foreground_color,
+                     "label_color": program.label_color, "logo_text": program.logo_text},
+        "tiers": program.tiers, "rewards": [r for r in program.rewards if r.active], "locales": program.locales,
+        "barcode_format": program.barcode_format, "terms": program.terms, "program_info": program.program_info,
+        "images": sorted(image_names), "created_at": program.created_at,
+    }
+
+
+def transaction_json(entry: LedgerEntry, member: Member, shortfall: int = 0) -> dict:
+    return {"transaction": entry, "member": member_json(member), "shortfall": shortfall}

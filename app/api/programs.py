@@ -1,0 +1,79 @@
+"""Programs, their rewards and images (admin keys only)."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+
+from app import db_session
+from app.api.idempotency import idempotent_write
+from app.api.present import program_json
+from app.api.schemas import ImageUpload, ProgramIn, ProgramOut, ProgramPatch, RewardIn, RewardOut
+from app.auth import ADMIN, auth, current_caller
+from app.domain import programs
+from app.domain.errors import InvalidInput
+from passes.images import ImageError, prepare_image
+
+bp = APIBlueprint("programs", __name__, url_prefix="/api/v1", tag="Programs")
+IMAGE_KINDS = ("logo", "icon", "strip")
+
+
+@bp.post("/programs")
+@bp.auth_required(auth, roles=ADMIN)
+@idempotent_write
+@bp.input(ProgramIn, arg_name="data")
+@bp.output(ProgramOut, status_code=201)
+def create_program(data):
+    program = programs.create_program(db_session(), current_caller().merchant_id, data)
+    return program_json(program, [])
+
+
+@bp.get("/programs/<int:program_id>")
+@bp.auth_required(auth, roles=ADMIN)
+@bp.output(ProgramOut)
+def get_program(program_id):
+    session = db_session()
+    program = programs.get_program(session, current_caller().merchant_id, program_id)
+    return program_json(program, list(programs.program_images(session, program.id)))
+
+
+@bp.patch("/programs/<int:program_id>")
+@bp.auth_required(auth, roles=ADMIN)
+@idempotent_write
+@bp.input(ProgramPatch(partial=True), arg_name="data")
+@bp.output(ProgramOut)
+def update_program(program_id, data):
+    """Branding, terms or tiers; every member's card is re-issued with the new design."""
+    session = db_session()
+    program = programs.get_program(session, current_caller().merchant_id, program_id)
+    programs.update_program(session, program, data)
+    return program_json(program, list(programs.program_images(session, program.id)))
+
+
+@bp.post("/programs/<int:program_id>/rewards")
+@bp.auth_required(auth, roles=ADMIN)
+@idempotent_write
+@bp.input(RewardIn, arg_name="data")
+@bp.output(RewardOut, status_code=201)
+def create_reward(program_id, data):
+    session = db_session()
+    program = programs.get_program(session, current_caller().merchant_id, program_id)
+    return programs.add_reward(session, program, data["name"], data["points_cost"])
+
+
+@bp.put("/programs/<int:program_id>/images/<kind>")
+@bp.auth_required(auth, roles=ADMIN)
+@idempotent_write
+@bp.input(ImageUpload, location="files", arg_name="upload")
+@bp.output(ProgramOut)
+def upload_image(program_id, kind, upload):
+    """Upload a logo, icon or strip once (PNG or JPEG); it is resized to Apple's @1x, @2x and @3x sizes."""
+    session = db_session()
+    program = programs.get_program(session, current_caller().merchant_id, program_id)
+    if kind not in IMAGE_KINDS:
+        raise InvalidInput("kind", f"Image kind must be one of {', '.join(IMAGE_KINDS)}.")
+    try:
+        files = prepare_image(kind, upload["file"].read())
+    except ImageError as error:
+        raise InvalidInput("file", str(error)) from None
+    programs.set_program_images(session, program, kind, files)
+    return program_json(program, list(programs.program_images(session, program.id)))

@@ -1,0 +1,91 @@
+"""A member's row -> the signed `.pkpass`. Program assets (images, strings) are hashed and zip-encoded once per
+program design in a PassPackager; per member only pass.json, the manifest and the signature are new."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+
+from flask import Response, current_app
+from sqlalchemy.orm import Session
+
+from app import app_config
+from app.domain.rewards import next_reward
+from app.domain.programs import program_images
+from app.domain.tiers import next_tier
+from app.models import Member, Program
+from passes import PassPackager, PassSigner
+from passes.images import default_images
+from passes.strings import pass_strings
+from passes.storecard import Branding, StoreCard, store_card_json
+
+PKPASS_MIMETYPE = "application/vnd.apple.pkpass"
+
+
+class PackagerCache:
+    """A bounded map (program id, design version) -> PassPackager, shared by the threads of one process."""
+
+    def __init__(self, size: int = 128):
+        self._size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, session: Session, program: Program) -> PassPackager:
+        key = (program.id, program.design_version)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        packager = PassPackager({**default_images(), **program_images(session, program.id),
+                                 **pass_strings(program.locales)})
+        with self._lock:
+            self._items[key] = packager
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return packager
+
+
+def store_card(member: Member) -> StoreCard:
+    """What the card shows, from the member and program rows."""
+    config, program = app_config(), member.program
+    available = member.points_balance - member.held_points
+    upcoming_tier, upcoming_reward = next_tier(program, member.lifetime_points), next_reward(program, available)
+    return StoreCard(
+        pass_type_id=config.apple.pass_type_id, team_id=config.apple.team_id,
+        serial_number=member.serial_number, authentication_token=member.auth_token,
+        web_service_url=config.web_service_url, organization_name=program.name,
+        description=f"{program.name} membership card", program_name=program.name, member_name=member.name,
+        points_balance=member.points_balance, barcode_value=member.barcode_token,
+        tier=member.tier.name if member.tier else None,
+        next_reward=(upcoming_reward.name, upcoming_reward.points_cost - available) if upcoming_reward else None,
+        next_tier=(upcoming_tier[0].name, upcoming_tier[1]) if upcoming_tier else None,
+        barcode_format=program.barcode_format,
+        branding=Branding(background_color=program.background_color, foreground_color=program.foreground_color,
+                          label_color=program.label_color, logo_text=program.logo_text),
+        terms=program.terms, program_info=program.program_info, locales=tuple(program.locales),
+    )
+
+
+def build_pkpass(session: Session, member: Member) -> bytes:
+    state = current_app.extensions["punchpass"]
+    packager = state["packagers"].get(session, member.program)
+    return packager.package(store_card_json(store_card(member)), state["signer"])
+
+
+def pkpass_response(session: Session, member: Member) -> Response:
+    response = Response(build_pkpass(session, member), mimetype=PKPASS_MIMETYPE)
+    response.headers["Content-Disposition"] = f'attachment; filename="{_file_name(member.program.name)}.pkpass"'
+    response.headers["Cache-Control"] = "no-store"
+    response.last_modified = member.pass_updated_at
+    return response
+
+
+def load_signer(apple) -> PassSigner:
+    """Loaded once at start-up and checked against the configured ids (the first reason passes fail to open)."""
+    signer = PassSigner.from_files(apple.pass_cert, apple.pass_key, apple.wwdr_cert, password=apple.key_password)
+    signer.check(apple.pass_type_id, apple.team_id)
+    return signer
+
+
+def _file_name(program_name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", program_name).strip("-").lower()
+    return slug or "membership-card"

@@ -1,0 +1,145 @@
+"""The `punchpass` command. Every command reads settings through `load_config`; a bad setting is one line on
+stderr naming it, and exit status 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from app.config import ConfigError, load_config
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except ConfigError as error:
+        click.echo(f"punchpass: configuration error: {error}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+def cli() -> None:
+    """Punchpass: loyalty cards in Apple Wallet and Google Wallet."""
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations to DATABASE_URL (idempotent)."""
+    from app.migrate import upgrade_database
+    upgrade_database(load_config().database_url)
+    click.echo("database is up to date")
+
+
+@cli.command("dev-certs")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the chain (default: instance/dev-certs).")
+@click.option("--force", is_flag=True, help="Make a new chain even if a valid one exists.")
+def dev_certs(out_dir: Path | None, force: bool) -> None:
+    """Write a local test chain shaped like Apple's for APPLE_PASS_TYPE_ID / APPLE_TEAM_ID."""
+    from passes import make_test_chain
+    config = load_config()
+    out_dir = out_dir or config.apple.pass_cert.parent
+    paths = make_test_chain(out_dir, pass_type_id=config.apple.pass_type_id, team_id=config.apple.team_id,
+                            force=force)
+    click.echo(json.dumps({name: str(path) for name, path in paths.items()}, indent=2))
+
+
+@cli.command("create-merchant")
+@click.option("--name", required=True)
+def create_merchant(name: str) -> None:
+    """Create a merchant and print its id and an admin API key (shown only this once)."""
+    from app.auth import issue_api_key
+    from app.models import Merchant
+    with _session() as session:
+        merchant = Merchant(name=name)
+        session.add(merchant)
+        session.flush()
+        key = issue_api_key(session, merchant.id, "admin")
+        session.commit()
+        click.echo(json.dumps({"merchant_id": merchant.id, "api_key": key}))
+
+
+@cli.command("create-api-key")
+@click.option("--merchant", "merchant_id", required=True, type=int)
+@click.option("--scope", type=click.Choice(["admin", "pos"]), default="pos", show_default=True)
+def create_api_key(merchant_id: int, scope: str) -> None:
+    """Print a new API key for a merchant (shown only this once)."""
+    from app.auth import issue_api_key
+    from app.models import Merchant
+    with _session() as session:
+        if session.get(Merchant, merchant_id) is None:
+            raise click.ClickException(f"no merchant {merchant_id}")
+        key = issue_api_key(session, merchant_id, scope)
+        session.commit()
+        click.echo(json.dumps({"api_key": key}))
+
+
+@cli.group()
+def ledger() -> None:
+    """Ledger checks."""
+
+
+@ledger.command("verify")
+def ledger_verify() -> None:
+    """Recompute every balance from the ledger; exit 1 with a report on any mismatch."""
+    from app.domain.ledger import verify_balances
+    with _session() as session:
+        mismatches = verify_balances(session)
+    for row in mismatches:
+        click.echo(f"member {row['member_id']}: cached balance {row['cached_balance']} "
+                   f"!= ledger sum {row['ledger_sum']}")
+    if mismatches:
+        click.echo(f"{len(mismatches)} balance(s) do not match the ledger", err=True)
+        sys.exit(1)
+    click.echo("every balance matches the ledger")
+
+
+@cli.command("seed-demo")
+def seed_demo() -> None:
+    """Create a demo merchant, program and member once; print their ids (and a key when newly made)."""
+    from app.seed import seed_demo_program
+    with _session() as session:
+        click.echo(json.dumps(seed_demo_program(session, load_config().public_base_url)))
+
+
+@cli.command("serve")
+@click.option("--embedded-worker/--no-embedded-worker", default=None,
+              help="Deliver background jobs in-process (default: on when REDIS_URL is unset).")
+def serve(embedded_worker: bool | None) -> None:
+    """The development server on HOST:PORT. Production: gunicorn wsgi:app."""
+    from app import create_app
+    config = load_config()
+    app = create_app(config)
+    if embedded_worker if embedded_worker is not None else not config.redis_url:
+        from workers.embedded import start_embedded_worker
+        start_embedded_worker(app)
+    app.run(host=config.host, port=config.port, threaded=True, use_reloader=False)
+
+
+@cli.command("worker")
+def worker() -> None:
+    """An rq worker on REDIS_URL for every Punchpass queue."""
+    from workers.queue import run_worker
+    run_worker(load_config())
+
+
+class _session:
+    """A session on DATABASE_URL for one command, without a web app."""
+
+    def __enter__(self):
+        from app.db import make_engine, make_session_factory
+        self.engine = make_engine(load_config().database_url)
+        self.session = make_session_factory(self.engine)()
+        return self.session
+
+    def __exit__(self, *exc):
+        self.session.close()
+        self.engine.dispose()

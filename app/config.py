@@ -1,0 +1,136 @@
+"""One place that reads the environment: `load_config(environ)`, used by the web app, the worker and the CLI."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEV_PASS_TYPE_ID = "pass.dev.punchpass"
+DEV_TEAM_ID = "PUNCHDEV01"
+APNS_PRODUCTION_URL = "https://api.push.apple.com"
+GOOGLE_WALLET_URL = "https://walletobjects.googleapis.com/walletobjects/v1"
+
+
+class ConfigError(Exception):
+    """A setting is missing, malformed or inconsistent; the message names it."""
+
+
+@dataclass(frozen=True)
+class AppleConfig:
+    pass_cert: Path
+    pass_key: Path
+    wwdr_cert: Path
+    key_password: str | None = field(default=None, repr=False)
+    pass_type_id: str = DEV_PASS_TYPE_ID
+    team_id: str = DEV_TEAM_ID
+    dev_chain: bool = False  # True when Punchpass made the certificates itself (development only)
+    apns_base_url: str = APNS_PRODUCTION_URL
+    apns_ca_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    redis_url: str | None
+    host: str
+    port: int
+    public_base_url: str
+    instance_dir: Path
+    apple: AppleConfig
+    secret_key: str = field(repr=False, default="")
+    testing: bool = False
+
+    @property
+    def web_service_url(self) -> str:
+        """Apple appends `/v1/...` itself, so this must not end in /v1 (spec/apple.md item 6)."""
+        return self.public_base_url + "/wallet"
+
+    def with_overrides(self, **changes) -> "Config":
+        return replace(self, **changes)
+
+
+def load_config(environ: dict | None = None) -> Config:
+    """Read and validate every setting once; raise ConfigError naming the first bad one."""
+    env = dict(os.environ if environ is None else environ)
+    instance_dir = Path(env.get("PUNCHPASS_INSTANCE", "instance")).resolve()
+    host = env.get("HOST", "127.0.0.1")
+    port = _int_setting(env, "PORT", 5000)
+    public_base_url = _url_setting(env, "PUBLIC_BASE_URL", f"http://{host}:{port}").rstrip("/")
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'punchpass.db'}"
+    if "://" not in database_url:
+        raise ConfigError(f"DATABASE_URL: expected a URL such as postgresql://user@host/db, got {database_url!r}")
+    redis_url = env.get("REDIS_URL") or None
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL: expected redis://host:port/db, got {redis_url!r}")
+    return Config(
+        database_url=_normalise_database_url(database_url),
+        redis_url=redis_url,
+        host=host,
+        port=port,
+        public_base_url=public_base_url,
+        instance_dir=instance_dir,
+        apple=_apple_config(env, instance_dir),
+        secret_key=env.get("SECRET_KEY", ""),
+    )
+
+
+def _apple_config(env: dict, instance_dir: Path) -> AppleConfig:
+    """Real credentials when any APPLE_* file is set; otherwise the local dev chain under instance/."""
+    names = ("APPLE_PASS_CERT", "APPLE_PASS_KEY", "APPLE_WWDR_CERT")
+    given = [n for n in names if env.get(n)]
+    pass_type_id = env.get("APPLE_PASS_TYPE_ID") or DEV_PASS_TYPE_ID
+    team_id = env.get("APPLE_TEAM_ID") or DEV_TEAM_ID
+    apns = dict(
+        apns_base_url=_url_setting(env, "APNS_BASE_URL", APNS_PRODUCTION_URL).rstrip("/"),
+        apns_ca_file=_existing_file(env, "APNS_CA_FILE") if env.get("APNS_CA_FILE") else None,
+    )
+    if not given:
+        dev = instance_dir / "dev-certs"
+        return AppleConfig(dev / "pass.pem", dev / "pass.key", dev / "wwdr.pem", None,
+                           pass_type_id, team_id, dev_chain=True, **apns)
+    cert = _existing_file(env, "APPLE_PASS_CERT")
+    is_p12 = cert.suffix.lower() in (".p12", ".pfx")
+    key = cert if is_p12 and not env.get("APPLE_PASS_KEY") else _existing_file(env, "APPLE_PASS_KEY")
+    return AppleConfig(cert, key, _existing_file(env, "APPLE_WWDR_CERT"),
+                       env.get("APPLE_PASS_KEY_PASSWORD") or None, pass_type_id, team_id, **apns)
+
+
+def _existing_file(env: dict, name: str) -> Path:
+    value = env.get(name)
+    if not value:
+        raise ConfigError(f"{name}: not set (needed with the other APPLE_* certificate settings)")
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{name}: no such file {str(path)!r}")
+    return path
+
+
+def _int_setting(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+    if not 0 < value < 65536:
+        raise ConfigError(f"{name}: expected a port between 1 and 65535, got {value}")
+    return value
+
+
+def _url_setting(env: dict, name: str, default: str) -> str:
+    value = env.get(name) or default
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name}: expected an http(s) URL, got {value!r}")
+    return value
+
+
+def _normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for plain postgres URLs (the driver we install)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

@@ -1,0 +1,72 @@
+"""Enrolment and look-up. Every token a member carries is random: the database id never leaves the API."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.domain.errors import Conflict, InvalidInput, NotFound
+from app.domain.passupdates import card_changed
+from app.domain.tiers import retier
+from app.models import Member, Program
+
+SUPPORTED_LOCALES = ("en", "ja", "ko")
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
+
+
+def enroll_member(session: Session, program: Program, data: dict) -> Member:
+    default_locale = program.locales[0] if program.locales else "en"
+    locale = (data.get("locale") or default_locale).split("-")[0].lower()
+    if locale not in SUPPORTED_LOCALES:
+        raise InvalidInput("locale", f"Supported locales are {', '.join(SUPPORTED_LOCALES)}.")
+    if data.get("external_id") and session.scalar(select(Member.id).where(
+            Member.program_id == program.id, Member.external_id == data["external_id"])):
+        raise Conflict(f"A member with external_id {data['external_id']!r} already exists in this program.")
+    referrer = _referrer(session, program, data.get("referral_code"))
+    member = Member(
+        program=program, program_id=program.id, merchant_id=program.merchant_id,
+        name=data["name"], email=data.get("email"), external_id=data.get("external_id"), locale=locale,
+        referral_code=_referral_code(), referred_by_id=referrer.id if referrer else None,
+        serial_number=secrets.token_hex(16), auth_token=secrets.token_urlsafe(24),
+        barcode_token=secrets.token_urlsafe(18), download_token=secrets.token_urlsafe(24),
+        points_balance=0, held_points=0, lifetime_points=0, pass_version=0,
+    )
+    session.add(member)
+    retier(member)
+    session.flush()
+    card_changed(session, member)
+    return member
+
+
+def get_member(session: Session, merchant_id: int, member_id: int) -> Member:
+    member = session.get(Member, member_id)
+    if member is None or member.merchant_id != merchant_id:
+        raise NotFound(f"No member {member_id}.")
+    return member
+
+
+def find_by_barcode(session: Session, merchant_id: int, barcode: str) -> Member:
+    member = session.scalar(select(Member).where(Member.barcode_token == barcode.strip()))
+    if member is None or member.merchant_id != merchant_id:
+        raise NotFound("No member carries this code.")
+    return member
+
+
+def find_by_download_token(session: Session, token: str) -> Member | None:
+    return session.scalar(select(Member).where(Member.download_token == token))
+
+
+def _referrer(session: Session, program: Program, code: str | None) -> Member | None:
+    if not code:
+        return None
+    referrer = session.scalar(select(Member).where(Member.referral_code == code.strip().upper(),
+                                                   Member.program_id == program.id))
+    if referrer is None:
+        raise InvalidInput("referral_code", "No member of this program has that referral code.")
+    return referrer
+
+
+def _referral_code() -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))

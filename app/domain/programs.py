@@ -1,0 +1,93 @@
+"""Programs, their tiers, rewards and images."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.domain.errors import InvalidInput, NotFound
+from app.models import Program, ProgramImage, Reward, Tier
+
+BRANDING_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
+PROGRAM_FIELDS = ("name", "currency", "points_per_unit", "rounding", "barcode_format", "locales", "terms",
+                  "program_info")
+
+
+def create_program(session: Session, merchant_id: int, data: dict) -> Program:
+    program = Program(merchant_id=merchant_id)
+    _apply(program, data)
+    program.tiers = [Tier(name=t["name"], threshold=t["threshold"]) for t in _checked_tiers(data.get("tiers", []))]
+    session.add(program)
+    session.flush()
+    return program
+
+
+def update_program(session: Session, program: Program, data: dict) -> Program:
+    """Changes to what the card shows bump `design_version` so every member's card gets re-issued."""
+    _apply(program, data)
+    if "tiers" in data:
+        wanted = {t["name"]: t["threshold"] for t in _checked_tiers(data["tiers"])}
+        program.tiers = [t for t in program.tiers if t.name in wanted]
+        for tier in program.tiers:
+            tier.threshold = wanted.pop(tier.name)
+        program.tiers.extend(Tier(name=n, threshold=th) for n, th in wanted.items())
+    program.design_version += 1
+    session.flush()
+    return program
+
+
+def get_program(session: Session, merchant_id: int, program_id: int) -> Program:
+    """Another merchant's program is simply not found: never 403, never their data."""
+    program = session.get(Program, program_id)
+    if program is None or program.merchant_id != merchant_id:
+        raise NotFound(f"No program {program_id}.")
+    return program
+
+
+def add_reward(session: Session, program: Program, name: str, points_cost: int) -> Reward:
+    reward = Reward(name=name, points_cost=points_cost)
+    program.rewards.append(reward)
+    session.flush()
+    return reward
+
+
+def get_reward(session: Session, program_id: int, reward_id: int, field: str = "reward_id") -> Reward:
+    reward = session.get(Reward, reward_id)
+    if reward is None or reward.program_id != program_id or not reward.active:
+        raise InvalidInput(field, f"No active reward {reward_id} in this program.")
+    return reward
+
+
+def set_program_images(session: Session, program: Program, kind: str, files: dict[str, bytes]) -> None:
+    """Replace one kind of image (`logo`, `icon`, `strip`) with its already-resized @1x/@2x/@3x files."""
+    session.execute(delete(ProgramImage).where(ProgramImage.program_id == program.id, ProgramImage.kind == kind))
+    session.add_all(ProgramImage(program_id=program.id, kind=kind, filename=name, data=data)
+                    for name, data in files.items())
+    program.design_version += 1
+    session.flush()
+
+
+def program_images(session: Session, program_id: int) -> dict[str, bytes]:
+    rows = session.execute(select(ProgramImage.filename, ProgramImage.data)
+                           .where(ProgramImage.program_id == program_id)).all()
+    return {name: data for name, data in rows}
+
+
+def _apply(program: Program, data: dict) -> None:
+    for name in PROGRAM_FIELDS:
+        if name in data and data[name] is not None:
+            setattr(program, name, data[name])
+    for name, value in (data.get("branding") or {}).items():
+        if name in BRANDING_FIELDS:
+            setattr(program, name, value)
+    if program.points_per_unit is not None and Decimal(program.points_per_unit) < 0:
+        raise InvalidInput("points_per_unit", "Must not be negative.")
+
+
+def _checked_tiers(tiers: list[dict]) -> list[dict]:
+    names = [t["name"] for t in tiers]
+    if len(set(names)) != len(names):
+        raise InvalidInput("tiers", "Tier names must be unique.")
+    return tiers

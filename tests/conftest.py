@@ -1,0 +1,86 @@
+"""Fixtures shared by every test: a dev certificate chain, a migrated database (PostgreSQL when
+PUNCHPASS_TEST_DATABASE_URL is set, as .ci/run does; SQLite otherwise), an app and a client.
+
+Tests isolate by data: each makes its own merchant, so nothing is shared between tests but the schema."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.config import load_config
+from app.migrate import upgrade_database
+from passes import make_test_chain
+from tests.factories import TEST_PASS_TYPE_ID, TEST_TEAM_ID
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(sock, address):
+    """No test may reach the internet: APNs, Google and FCM are fakes on loopback."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        if host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("127."):
+            raise ConnectionRefusedError(f"tests may only connect to loopback, not {host}")
+    return _real_connect(sock, address)
+
+
+socket.socket.connect = _loopback_only
+
+
+@pytest.fixture(scope="session")
+def cert_chain(tmp_path_factory) -> dict:
+    return make_test_chain(tmp_path_factory.mktemp("certs"), pass_type_id=TEST_PASS_TYPE_ID, team_id=TEST_TEAM_ID)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    base = os.environ.get("PUNCHPASS_TEST_DATABASE_URL")
+    if not base:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        upgrade_database(url)
+        yield url
+        return
+    name = f"punchpass_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(make_url(base).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+    upgrade_database(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def test_env(cert_chain, database_url, tmp_path_factory) -> dict:
+    """The environment a test app starts from; tests copy and change it to try other settings."""
+    return {
+        "DATABASE_URL": database_url,
+        "PUNCHPASS_INSTANCE": str(tmp_path_factory.mktemp("instance")),
+        "PUBLIC_BASE_URL": "https://punchpass.test",
+        "APPLE_PASS_CERT": str(cert_chain["pass_cert"]),
+        "APPLE_PASS_KEY": str(cert_chain["pass_key"]),
+        "APPLE_WWDR_CERT": str(cert_chain["wwdr"]),
+        "APPLE_PASS_TYPE_ID": TEST_PASS_TYPE_ID,
+        "APPLE_TEAM_ID": TEST_TEAM_ID,
+    }
+
+
+@pytest.fixture(scope="session")
+def app(test_env):
+    app = create_app(load_config(test_env), testing=True)
+    yield app
+    app.extensions["punchpass"]["engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
