@@ -31,9 +31,13 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
                              "Errors are application/problem+json (RFC 9457)."},
     )
     from app.cards import PackagerCache
+    from workers.relay import RQDispatcher, watch_outbox
     engine = make_engine(config.database_url)
-    app.extensions["punchpass"] = {"config": config, "engine": engine, "sessions": make_session_factory(engine),
-                                   "signer": _signer(config), "packagers": PackagerCache()}
+    sessions = make_session_factory(engine)
+    state = {"config": config, "engine": engine, "sessions": sessions, "signer": _signer(config),
+             "packagers": PackagerCache(), "dispatch": RQDispatcher(config.redis_url) if config.redis_url else None}
+    app.extensions["punchpass"] = state
+    watch_outbox(sessions, state)
     app.error_processor(apiflask_error_processor)
     register_error_handlers(app)
     app.teardown_appcontext(_close_session)
@@ -45,17 +49,17 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
 def _register_blueprints(app: APIFlask) -> None:
     from app.api import blueprints
     from app.pages import bp as pages_bp
-    for blueprint in blueprints:
+    from app.wallet import bp as wallet_bp
+    for blueprint in [*blueprints, wallet_bp, pages_bp]:
         app.register_blueprint(blueprint)
-    app.register_blueprint(pages_bp)
 
 
 def _signer(config: Config):
-    """The dev chain is made on first use; real credentials are only ever read and checked."""
+    """The dev chain is (re)made when missing, expired or for other ids; real credentials are only read and checked."""
     from app.cards import load_signer
     from passes import CertificateError, make_test_chain
     apple = config.apple
-    if apple.dev_chain and not apple.pass_cert.exists():
+    if apple.dev_chain:
         make_test_chain(apple.pass_cert.parent, pass_type_id=apple.pass_type_id, team_id=apple.team_id)
     try:
         return load_signer(apple)

@@ -3,18 +3,20 @@ program design in a PassPackager; per member only pass.json, the manifest and th
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections import OrderedDict
 
 from flask import Response, current_app
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import app_config
 from app.domain.rewards import next_reward
 from app.domain.programs import program_images
 from app.domain.tiers import next_tier
-from app.models import Member, Program
+from app.models import Member, Program, SignedPass
 from passes import PassPackager, PassSigner
 from passes.images import default_images
 from passes.strings import pass_strings
@@ -71,8 +73,23 @@ def build_pkpass(session: Session, member: Member) -> bytes:
     return packager.package(store_card_json(store_card(member)), state["signer"])
 
 
+def signed_pass(session: Session, member: Member) -> bytes:
+    """The signed pass of the member's current version, built once and kept in `signed_passes`."""
+    key = _cache_key(member)
+    cached = session.get(SignedPass, member.id)
+    if cached is not None and cached.cache_key == key:
+        return cached.data
+    data = build_pkpass(session, member)
+    try:
+        session.merge(SignedPass(member_id=member.id, cache_key=key, data=data))
+        session.commit()
+    except IntegrityError:  # another process cached the same version first
+        session.rollback()
+    return data
+
+
 def pkpass_response(session: Session, member: Member) -> Response:
-    response = Response(build_pkpass(session, member), mimetype=PKPASS_MIMETYPE)
+    response = Response(signed_pass(session, member), mimetype=PKPASS_MIMETYPE)
     response.headers["Content-Disposition"] = f'attachment; filename="{_file_name(member.program.name)}.pkpass"'
     response.headers["Cache-Control"] = "no-store"
     response.last_modified = member.pass_updated_at
@@ -84,6 +101,11 @@ def load_signer(apple) -> PassSigner:
     signer = PassSigner.from_files(apple.pass_cert, apple.pass_key, apple.wwdr_cert, password=apple.key_password)
     signer.check(apple.pass_type_id, apple.team_id)
     return signer
+
+
+def _cache_key(member: Member) -> str:
+    signer = current_app.extensions["punchpass"]["signer"]
+    return f"{member.pass_version}:{member.program.design_version}:{hashlib.sha256(signer.cert_pem).hexdigest()[:16]}"
 
 
 def _file_name(program_name: str) -> str:

@@ -46,6 +46,8 @@ def dev_certs(out_dir: Path | None, force: bool) -> None:
     """Write a local test chain shaped like Apple's for APPLE_PASS_TYPE_ID / APPLE_TEAM_ID."""
     from passes import make_test_chain
     config = load_config()
+    if out_dir is None and not config.apple.dev_chain:
+        raise click.UsageError("APPLE_PASS_CERT points at real credentials; give --out for a test chain")
     out_dir = out_dir or config.apple.pass_cert.parent
     paths = make_test_chain(out_dir, pass_type_id=config.apple.pass_type_id, team_id=config.apple.team_id,
                             force=force)

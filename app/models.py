@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, Numeric,
-                        String, Text, UniqueConstraint)
+                        String, Text, TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
@@ -20,23 +20,20 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class UTCDateTime(DateTime):
-    """Timezone-aware on PostgreSQL; SQLite has no zones, so values are stored as UTC and read back as UTC."""
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes everywhere. PostgreSQL keeps the zone; SQLite has none, so values are converted to
+    UTC before they are stored and marked as UTC when they are read back."""
 
+    impl = DateTime(timezone=True)
     cache_ok = True
 
-    def __init__(self):
-        super().__init__(timezone=True)
+    def process_bind_param(self, value, dialect):
+        return value.astimezone(timezone.utc) if value is not None else None
 
-    def result_processor(self, dialect, coltype):
-        parent = super().result_processor(dialect, coltype)
-
-        def process(value):
-            value = parent(value) if parent else value
-            if value is not None and value.tzinfo is None:
-                value = value.replace(tzinfo=timezone.utc)
-            return value
-        return process
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
 
 
 class Merchant(Base):
@@ -135,6 +132,7 @@ class Member(Base):
     barcode_token: Mapped[str] = mapped_column(String(64), unique=True)
     download_token: Mapped[str] = mapped_column(String(64), unique=True)
     pass_version: Mapped[int] = mapped_column(Integer, default=1)
+    pass_update_tag: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
     pass_updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -173,4 +171,59 @@ class IdempotencyRecord(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Counter(Base):
+    """Named monotonic counters. `pass_updates` tags every card change; incrementing it locks the row until
+    commit, so tags become visible in commit order and a device polling with the last tag misses nothing."""
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class DeviceRegistration(Base):
+    """A device (Apple's deviceLibraryIdentifier) that asked for updates to one member's pass."""
+    __tablename__ = "device_registrations"
+    __table_args__ = (UniqueConstraint("device_library_id", "member_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_library_id: Mapped[str] = mapped_column(String(128), index=True)
+    push_token: Mapped[str] = mapped_column(String(200))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class SignedPass(Base):
+    """The signed .pkpass of a member's current pass version: several devices fetching after one push cost
+    one signature."""
+    __tablename__ = "signed_passes"
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    cache_key: Mapped[str] = mapped_column(String(128))  # pass version, design version, signing certificate
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class OutboxEvent(Base):
+    """Something that must reach the outside (an APNs push, a program-wide refresh), written in the same
+    transaction as the change that caused it and delivered by a worker after commit."""
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_pending", "delivered_at", "dead_at", "available_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), nullable=True, index=True)
+    program_id: Mapped[int | None] = mapped_column(ForeignKey("programs.id"), nullable=True)
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DeviceLog(Base):
+    """Lines devices send to `/v1/log` (Apple's only channel for telling us why an update failed)."""
+    __tablename__ = "device_logs"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message: Mapped[str] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -65,6 +65,11 @@ class RewardOut(Schema):
     active = Boolean()
 
 
+class RewardSummary(RewardOut):
+    """A reward inside another object. (A separate class: APIFlask registers a schema used both nested and as a
+    top-level response twice, which breaks /openapi.json.)"""
+
+
 class BrandingOut(Schema):
     background_color = String()
     foreground_color = String()
@@ -80,7 +85,7 @@ class ProgramOut(Schema):
     rounding = String()
     branding = Nested(BrandingOut)
     tiers = List(Nested(TierOut))
-    rewards = List(Nested(RewardOut))
+    rewards = List(Nested(RewardSummary))
     locales = List(String())
     barcode_format = String()
     terms = String(allow_none=True)
@@ -129,7 +134,7 @@ class MemberOut(Schema):
 
 
 class LookupOut(MemberOut):
-    redeemable_rewards = List(Nested(RewardOut))
+    redeemable_rewards = List(Nested(RewardSummary))
 
 
 class EarnIn(Schema):

@@ -36,7 +36,7 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
     session.add(member)
     retier(member)
     session.flush()
-    card_changed(session, member)
+    card_changed(session, member, notify=False)
     return member
 
 

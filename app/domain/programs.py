@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.domain.errors import InvalidInput, NotFound
+from app.domain.passupdates import design_changed
 from app.models import Program, ProgramImage, Reward, Tier
 
 BRANDING_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
@@ -33,7 +34,7 @@ def update_program(session: Session, program: Program, data: dict) -> Program:
         for tier in program.tiers:
             tier.threshold = wanted.pop(tier.name)
         program.tiers.extend(Tier(name=n, threshold=th) for n, th in wanted.items())
-    program.design_version += 1
+    design_changed(session, program)
     session.flush()
     return program
 
@@ -49,6 +50,7 @@ def get_program(session: Session, merchant_id: int, program_id: int) -> Program:
 def add_reward(session: Session, program: Program, name: str, points_cost: int) -> Reward:
     reward = Reward(name=name, points_cost=points_cost)
     program.rewards.append(reward)
+    design_changed(session, program)  # cards show the next reward to aim for
     session.flush()
     return reward
 
@@ -65,7 +67,7 @@ def set_program_images(session: Session, program: Program, kind: str, files: dic
     session.execute(delete(ProgramImage).where(ProgramImage.program_id == program.id, ProgramImage.kind == kind))
     session.add_all(ProgramImage(program_id=program.id, kind=kind, filename=name, data=data)
                     for name, data in files.items())
-    program.design_version += 1
+    design_changed(session, program)
     session.flush()
 
 

@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; done)
+VENV ?= .venv
+BIN = $(VENV)/bin
+PYTEST_ARGS ?= tests
+
+.PHONY: run test install bench clean
+
+$(BIN)/punchpass: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Punchpass needs Python 3.11 or newer"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/punchpass
+
+## make run: dev certificates, SQLite migrated, demo program seeded, served on HOST:PORT with an embedded worker
+run: install
+	$(BIN)/punchpass dev-certs > /dev/null
+	$(BIN)/punchpass db upgrade
+	$(BIN)/punchpass seed-demo
+	$(BIN)/punchpass serve
+
+## make test: the whole suite (PostgreSQL/Redis when PUNCHPASS_TEST_DATABASE_URL/PUNCHPASS_TEST_REDIS_URL are set)
+test: install
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/sign.py
+
+clean:
+	rm -rf $(VENV) instance *.egg-info

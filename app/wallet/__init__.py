@@ -1,0 +1,113 @@
+"""Apple's PassKit web service under PUBLIC_BASE_URL/wallet, paths and status codes as Apple specifies.
+
+Devices authenticate with `Authorization: ApplePass <authenticationToken>` on register, unregister and pass
+download; the serials list has no Authorization (the device library id is the secret). A wrong pass type, an
+unknown serial and a wrong token all answer 401 alike, so nobody can probe which passes exist."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Blueprint, Response, abort, request
+from sqlalchemy import delete, select
+
+from app import app_config, db_session
+from app.cards import pkpass_response
+from app.models import DeviceLog, DeviceRegistration, Member
+
+bp = Blueprint("wallet", __name__, url_prefix="/wallet/v1")
+log = logging.getLogger("punchpass.wallet")
+MAX_LOG_LINES, MAX_LOG_LINE = 50, 1000
+
+
+@bp.post("/devices/<device_id>/registrations/<pass_type_id>/<serial>")
+def register(device_id: str, pass_type_id: str, serial: str):
+    """201 for a new registration, 200 when the device was already registered (its push token is updated)."""
+    member = _authenticated_member(pass_type_id, serial)
+    body = request.get_json(silent=True)
+    push_token = body.get("pushToken") if isinstance(body, dict) else None
+    if not isinstance(push_token, str) or not 0 < len(push_token) <= 200 or len(device_id) > 128:
+        return _plain(400, "pushToken is required")
+    session = db_session()
+    existing = session.scalar(select(DeviceRegistration).where(
+        DeviceRegistration.device_library_id == device_id, DeviceRegistration.member_id == member.id))
+    if existing is not None:
+        existing.push_token = push_token
+        session.commit()
+        return _plain(200)
+    session.add(DeviceRegistration(device_library_id=device_id, push_token=push_token, member_id=member.id))
+    session.commit()
+    return _plain(201)
+
+
+@bp.delete("/devices/<device_id>/registrations/<pass_type_id>/<serial>")
+def unregister(device_id: str, pass_type_id: str, serial: str):
+    member = _authenticated_member(pass_type_id, serial)
+    session = db_session()
+    session.execute(delete(DeviceRegistration).where(DeviceRegistration.device_library_id == device_id,
+                                                     DeviceRegistration.member_id == member.id))
+    session.commit()
+    return _plain(200)
+
+
+@bp.get("/devices/<device_id>/registrations/<pass_type_id>")
+def updated_serials(device_id: str, pass_type_id: str):
+    """Every pass of this device changed after the tag (all of them without one); 204 when there are none."""
+    since = request.args.get("passesUpdatedSince", "")
+    since_tag = int(since) if since.isdigit() else 0
+    if pass_type_id != app_config().apple.pass_type_id:
+        return _plain(204)
+    rows = db_session().execute(
+        select(Member.serial_number, Member.pass_update_tag)
+        .join(DeviceRegistration, DeviceRegistration.member_id == Member.id)
+        .where(DeviceRegistration.device_library_id == device_id, Member.pass_update_tag > since_tag)).all()
+    if not rows:
+        return _plain(204)
+    return {"serialNumbers": [serial for serial, _ in rows], "lastUpdated": str(max(tag for _, tag in rows))}
+
+
+@bp.get("/passes/<pass_type_id>/<serial>")
+def latest_pass(pass_type_id: str, serial: str):
+    """The current pass, or 304 when it has not changed since `If-Modified-Since`."""
+    member = _authenticated_member(pass_type_id, serial)
+    since = request.if_modified_since
+    if since is not None and member.pass_updated_at.replace(microsecond=0) <= since:
+        response = _plain(304)
+        response.last_modified = member.pass_updated_at
+        return response
+    return pkpass_response(db_session(), member)
+
+
+@bp.post("/log")
+def device_log():
+    """Devices report why an update failed here; kept short and bounded so it cannot fill the database."""
+    body = request.get_json(silent=True)
+    lines = body.get("logs") if isinstance(body, dict) else None
+    if not isinstance(lines, list):
+        return _plain(400, "logs must be a list of strings")
+    session = db_session()
+    for line in lines[:MAX_LOG_LINES]:
+        message = str(line)[:MAX_LOG_LINE]
+        log.warning("device log: %s", message)
+        session.add(DeviceLog(message=message))
+    session.commit()
+    return _plain(200)
+
+
+def _authenticated_member(pass_type_id: str, serial: str) -> Member:
+    """The pass whose token the device presented; 401 for anything else, compared in constant time."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    member = db_session().scalar(select(Member).where(Member.serial_number == serial)) \
+        if pass_type_id == app_config().apple.pass_type_id else None
+    expected = member.auth_token if member is not None else "x" * 32
+    if scheme != "ApplePass" or not hmac.compare_digest(token.strip().encode(), expected.encode()) \
+            or member is None:
+        abort(_plain(401))
+    return member
+
+
+def _plain(status: int, text: str = "") -> Response:
+    """Apple's clients read only the status; an empty body is what they expect."""
+    return Response(text, status=status, mimetype="text/plain")
