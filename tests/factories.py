@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
+from io import BytesIO
 
-from app.auth import issue_api_key
-from app.models import Merchant
+from PIL import Image
+from sqlalchemy import update
+
+from app.auth import hash_api_key, issue_api_key
+from app.models import ApiKey, Merchant
 
 TEST_PASS_TYPE_ID = "pass.test.punchpass"
 TEST_TEAM_ID = "PUNCHTEST1"
@@ -74,3 +79,36 @@ def earn(client, key: str, member_id: int, idempotency_key: str | None = None, *
 def redeem(client, key: str, member_id: int, idempotency_key: str | None = None, **body):
     return client.post(f"/api/v1/members/{member_id}/redeem", json=body,
                        headers=auth(key, idempotency_key or str(uuid.uuid4())))
+
+
+def make_png(width: int = 320, height: int = 100) -> bytes:
+    """A small valid PNG upload."""
+    buffer = BytesIO()
+    Image.new("RGBA", (width, height), (200, 120, 40, 255)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def revoke_api_key(app, raw_key: str) -> None:
+    with app.app_context():
+        session = app.extensions["punchpass"]["sessions"]()
+        session.execute(update(ApiKey).where(ApiKey.key_hash == hash_api_key(raw_key))
+                        .values(revoked_at=datetime.now(timezone.utc)))
+        session.commit()
+        session.close()
+
+
+def assert_problem(response, status: int) -> dict:
+    """An RFC 9457 problem with the given status, and never a stack trace."""
+    text = response.get_data(as_text=True)
+    assert response.status_code == status, (response.status_code, text)
+    assert response.mimetype == "application/problem+json", (response.mimetype, text)
+    assert "Traceback" not in text and 'File "' not in text, text
+    body = response.get_json(force=True)
+    assert body["status"] == status and body["title"], body
+    return body
+
+
+def merchant_api_routes(app) -> list[tuple[str, object]]:
+    """Every (method, url rule) of the merchant API, read from the app so a new route is covered at once."""
+    return sorted(((method, rule) for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1/")
+                   for method in rule.methods - {"HEAD", "OPTIONS"}), key=lambda item: (item[1].rule, item[0]))

@@ -13,6 +13,15 @@ BARCODE_FORMATS = ("qr", "pdf417", "aztec", "code128")
 MAX_POINTS = 10_000_000
 
 
+def _decimal_between(low, high):
+    """A plain function, not Range: apispec would print a Decimal field's bounds as strings, which is not
+    valid OpenAPI."""
+    def check(value):
+        if not low <= value <= high:
+            raise ValidationError(f"Must be between {low} and {high}.")
+    return check
+
+
 def _points(**kwargs):
     return Integer(strict=True, validate=Range(min=1, max=MAX_POINTS), **kwargs)
 
@@ -32,7 +41,7 @@ class TierIn(Schema):
 class ProgramIn(Schema):
     name = String(required=True, validate=Length(1, 200))
     currency = String(validate=Regexp(r"^[A-Z]{3}$", error="Must be an ISO 4217 code such as USD or JPY."))
-    points_per_unit = Decimal(validate=Range(min=0, max=10_000), places=4)
+    points_per_unit = Decimal(validate=_decimal_between(0, 10_000), places=4)
     rounding = String(validate=OneOf(("down", "nearest", "up")))
     branding = Nested(BrandingIn)
     tiers = List(Nested(TierIn), validate=Length(max=20))
@@ -138,7 +147,7 @@ class LookupOut(MemberOut):
 
 
 class EarnIn(Schema):
-    amount = Decimal(validate=Range(min=0, max=1_000_000_000), places=2, metadata={
+    amount = Decimal(validate=_decimal_between(0, 1_000_000_000), places=2, metadata={
         "description": "Money spent, converted by the program's points_per_unit (rounded down by default)"})
     points = _points()
     reference = String(validate=Length(1, 200), allow_none=True, metadata={"description": "e.g. the order id"})
@@ -147,7 +156,7 @@ class EarnIn(Schema):
     @validates_schema
     def _one_of_amount_or_points(self, data, **_):
         if ("amount" in data) == ("points" in data):
-            raise ValidationError("Give either amount or points, not both.", "points" if "points" in data
+            raise ValidationError("Give exactly one of amount or points.", "points" if "points" in data
                                   else "amount")
 
 
@@ -160,7 +169,7 @@ class RedeemIn(Schema):
     @validates_schema
     def _one_of_points_or_reward(self, data, **_):
         if ("points" in data) == ("reward_id" in data):
-            raise ValidationError("Give either points or reward_id, not both.", "reward_id" if "reward_id" in data
+            raise ValidationError("Give exactly one of points or reward_id.", "reward_id" if "reward_id" in data
                                   else "points")
 
 

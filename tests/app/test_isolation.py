@@ -1,0 +1,142 @@
+"""Tenant isolation: another merchant's objects are simply not found (404), on every merchant API route, and
+nothing of theirs leaks or changes. The routes are read from `app.url_map`, so a new route is covered the day it
+is added: it fails here until it has an entry in `TENANT_IDS` / `WRITE_BODIES` (or `OWN_DATA_ONLY`)."""
+
+from __future__ import annotations
+
+import uuid
+from io import BytesIO
+
+from tests.factories import (assert_problem, auth, make_api_key, make_member, make_merchant, make_png, make_program,
+                             make_reward, merchant_api_routes, redeem)
+
+KNOWN_ENDPOINTS = {
+    ("POST", "programs.create_program"), ("GET", "programs.get_program"), ("PATCH", "programs.update_program"),
+    ("POST", "programs.create_reward"), ("PUT", "programs.upload_image"), ("POST", "members.enroll"),
+    ("GET", "members.get_member"), ("POST", "members.earn"), ("POST", "members.redeem"),
+    ("POST", "members.reverse"), ("GET", "members.transactions"), ("GET", "members.member_pass"),
+    ("POST", "checkout.lookup"),
+}
+
+# Routes that only create the caller's own data and take no other object's id: nothing to isolate.
+OWN_DATA_ONLY = {("POST", "programs.create_program")}
+
+
+def test_route_walk_finds_every_known_merchant_route(app):
+    walked = {(method, rule.endpoint) for method, rule in merchant_api_routes(app)}
+    assert KNOWN_ENDPOINTS <= walked, KNOWN_ENDPOINTS - walked
+
+
+def test_every_route_answers_404_for_another_merchants_ids(app, client):
+    tenant_a = make_tenant_with_history(app, client)
+    _, key_b = make_merchant(app, "Rival Roasters")
+    failures = []
+    for method, rule in merchant_api_routes(app):
+        if (method, rule.endpoint) in OWN_DATA_ONLY:
+            continue
+        response = call_with_ids_of(client, key_b, method, rule, tenant_a)
+        failures.extend(isolation_failures(method, rule.rule, response, tenant_a))
+    assert not failures, "\n".join(failures)
+
+
+def test_checkout_lookup_with_another_merchants_barcode_is_not_found(app, client):
+    tenant_a = make_tenant_with_history(app, client)
+    merchant_b, _ = make_merchant(app, "Rival Roasters")
+    till_b = make_api_key(app, merchant_b, "pos")
+    response = client.post("/api/v1/checkout/lookup", json={"barcode": tenant_a["member"]["barcode_value"]},
+                           headers=auth(till_b))
+    assert_problem(response, 404)
+    assert tenant_a["member"]["name"] not in response.get_data(as_text=True)
+
+
+def test_redeeming_another_merchants_reward_is_refused_and_writes_nothing(app, client):
+    tenant_a = make_tenant_with_history(app, client)
+    _, key_b = make_merchant(app, "Rival Roasters")
+    program_b = make_program(client, key_b)
+    member_b = make_member(client, key_b, program_b["id"], points=500)
+    response = redeem(client, key_b, member_b["id"], reward_id=tenant_a["reward"]["id"])
+    assert response.status_code in (404, 422), response.get_json()
+    assert tenant_a["reward"]["name"] not in response.get_data(as_text=True)
+    after = client.get(f"/api/v1/members/{member_b['id']}", headers=auth(key_b)).get_json()
+    assert after["points_balance"] == 500
+
+
+def test_calls_with_another_merchants_ids_leave_its_data_unchanged(app, client):
+    tenant_a = make_tenant_with_history(app, client)
+    before = snapshot(client, tenant_a)
+    _, key_b = make_merchant(app, "Rival Roasters")
+    for method, rule in merchant_api_routes(app):
+        if (method, rule.endpoint) not in OWN_DATA_ONLY:
+            call_with_ids_of(client, key_b, method, rule, tenant_a)
+    assert snapshot(client, tenant_a) == before
+    assert before["balance"] == 250
+
+
+def make_tenant_with_history(app, client) -> dict:
+    """Merchant A with a program, a reward, a member holding points, and a transaction."""
+    _, key = make_merchant(app, "Bean There")
+    program = make_program(client, key)
+    reward = make_reward(client, key, program["id"], name=f"Secret reward {uuid.uuid4().hex[:6]}")
+    member = make_member(client, key, program["id"], points=250, name=f"Ada Tenant {uuid.uuid4().hex[:6]}")
+    statement = client.get(f"/api/v1/members/{member['id']}/transactions", headers=auth(key)).get_json()
+    return {"key": key, "program": program, "reward": reward, "member": member,
+            "transaction": statement["data"][0]}
+
+
+def tenant_ids(tenant: dict) -> dict:
+    """Each path parameter of the merchant API -> the value that names one of the tenant's objects."""
+    return {"program_id": tenant["program"]["id"], "member_id": tenant["member"]["id"],
+            "transaction_id": tenant["transaction"]["id"], "kind": "logo"}
+
+
+def write_bodies(tenant: dict) -> dict:
+    """Valid request bodies per endpoint, carrying the tenant's ids where the body names an object."""
+    return {
+        "programs.update_program": {"json": {"name": "Taken over"}},
+        "programs.create_reward": {"json": {"name": "Planted reward", "points_cost": 10}},
+        "programs.upload_image": {"data": {"file": (BytesIO(make_png()), "logo.png")},
+                                  "content_type": "multipart/form-data"},
+        "members.enroll": {"json": {"name": "Planted member"}},
+        "members.earn": {"json": {"points": 1000}},
+        "members.redeem": {"json": {"reward_id": tenant["reward"]["id"]}},
+        "members.reverse": {"json": {}},
+        "checkout.lookup": {"json": {"barcode": tenant["member"]["barcode_value"]}},
+    }
+
+
+def call_with_ids_of(client, key: str, method: str, rule, tenant: dict):
+    ids = tenant_ids(tenant)
+    missing = [name for name in rule.arguments if name not in ids]
+    assert not missing, f"{rule.rule}: add a value for {missing} to tenant_ids()"
+    path = client.application.url_map.bind("localhost").build(rule.endpoint, {n: ids[n] for n in rule.arguments},
+                                                              method=method)
+    body = {}
+    if method in ("POST", "PUT", "PATCH"):
+        bodies = write_bodies(tenant)
+        assert rule.endpoint in bodies, f"{method} {rule.rule}: add a valid body to write_bodies()"
+        body = bodies[rule.endpoint]
+    return client.open(path, method=method, headers=auth(key, str(uuid.uuid4())), **body)
+
+
+def isolation_failures(method: str, path: str, response, tenant: dict) -> list[str]:
+    text = response.get_data().decode(errors="replace")  # a leaked pass would be binary
+    where = f"{method} {path}"
+    failures = []
+    if response.status_code != 404:
+        failures.append(f"{where}: {response.status_code}, expected 404: {text[:300]}")
+    if response.mimetype != "application/problem+json":
+        failures.append(f"{where}: {response.mimetype}, expected application/problem+json")
+    for secret in (tenant["member"]["name"], tenant["member"]["barcode_value"], tenant["reward"]["name"]):
+        if secret in text:
+            failures.append(f"{where}: the response shows {secret!r} of another merchant")
+    return failures
+
+
+def snapshot(client, tenant: dict) -> dict:
+    headers = auth(tenant["key"])
+    member = client.get(f"/api/v1/members/{tenant['member']['id']}", headers=headers).get_json()
+    program = client.get(f"/api/v1/programs/{tenant['program']['id']}", headers=headers).get_json()
+    statement = client.get(f"/api/v1/members/{tenant['member']['id']}/transactions", headers=headers).get_json()
+    return {"balance": member["points_balance"], "lifetime": member["lifetime_points"], "name": member["name"],
+            "program": program["name"], "rewards": [r["id"] for r in program["rewards"]],
+            "images": program["images"], "transactions": [t["id"] for t in statement["data"]]}
