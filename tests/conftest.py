@@ -84,3 +84,23 @@ def app(test_env):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def fake_apns(cert_chain):
+    """A loopback APNs that, like Apple, demands a client certificate issued through WWDR."""
+    from tests.fakes.apns import FakeAPNs
+    with FakeAPNs(cert_chain["server_cert"], cert_chain["server_key"],
+                  [cert_chain["root_ca"], cert_chain["wwdr"]]) as fake:
+        yield fake
+
+
+@pytest.fixture
+def live_app(test_env, fake_apns, cert_chain):
+    """An app wired to the fake APNs, with no worker: tests deliver the outbox themselves or start one."""
+    from workers.apns import close_shared_clients
+    env = {**test_env, "APNS_BASE_URL": fake_apns.base_url, "APNS_CA_FILE": str(cert_chain["root_ca"])}
+    app = create_app(load_config(env), testing=True)
+    yield app
+    close_shared_clients()
+    app.extensions["punchpass"]["engine"].dispose()

@@ -1,0 +1,83 @@
+"""The outbox: what must reach devices is committed with the ledger entry, and nothing is lost when Redis is
+down."""
+
+import os
+import time
+
+import pytest
+from rq import SimpleWorker
+from sqlalchemy import select
+
+import workers.queue
+from app import create_app
+from app.config import load_config
+from app.models import OutboxEvent
+from tests.factories import auth, earn, make_member, make_merchant, make_program, redeem
+from tests.workers.test_wallet_push import Device, _pending_events
+from workers.relay import QUEUE_NAME, RQDispatcher
+from workers.queue import sweep_outbox
+
+REDIS_URL = os.environ.get("PUNCHPASS_TEST_REDIS_URL")
+needs_redis = pytest.mark.skipif(not REDIS_URL, reason="set PUNCHPASS_TEST_REDIS_URL (.ci/run does) for rq tests")
+
+
+def _events(app, member_id) -> list[OutboxEvent]:
+    with app.extensions["punchpass"]["sessions"]() as session:
+        return list(session.scalars(select(OutboxEvent).where(OutboxEvent.member_id == member_id)))
+
+
+def test_earn_writes_one_push_event_and_a_refused_redeem_writes_none(app, client):
+    _, key = make_merchant(app)
+    program = make_program(client, key)
+    member = make_member(client, key, program["id"])
+    assert _events(app, member["id"]) == []  # a brand-new card has no device to push to
+    earn(client, key, member["id"], points=10)
+    assert redeem(client, key, member["id"], points=11).status_code == 409
+    events = _events(app, member["id"])
+    assert [(e.kind, e.payload["pass_version"]) for e in events] == [("apple_push", 2)]
+
+
+@pytest.fixture
+def redis_app(test_env, fake_apns, cert_chain, monkeypatch):
+    """An app whose REDIS_URL is a dead port: the state of a deployment while Redis restarts."""
+    env = {**test_env, "REDIS_URL": "redis://127.0.0.1:1/0", "APNS_BASE_URL": fake_apns.base_url,
+           "APNS_CA_FILE": str(cert_chain["root_ca"])}
+    app = create_app(load_config(env), testing=True)
+    monkeypatch.setattr(workers.queue, "_app", app)  # the rq job runs with this app, as `punchpass worker` would
+    yield app
+    app.extensions["punchpass"]["engine"].dispose()
+
+
+@needs_redis
+def test_with_redis_down_earn_succeeds_and_the_push_arrives_once_redis_is_back(redis_app, fake_apns):
+    client = redis_app.test_client()
+    _, key = make_merchant(redis_app)
+    member = make_member(client, key, make_program(client, key)["id"])
+    device = Device(client, client.get(f"/api/v1/members/{member['id']}/pass.pkpass", headers=auth(key)).data)
+    device.register()
+    started = time.monotonic()
+    assert earn(client, key, member["id"], points=25).status_code == 201
+    assert time.monotonic() - started < 2  # a dead Redis does not hang the till
+    assert _pending_events(redis_app, member["id"]) == 1
+
+    live = RQDispatcher(REDIS_URL)
+    live.queue.empty()
+    redis_app.extensions["punchpass"]["dispatch"] = live
+    assert sweep_outbox(redis_app, live) >= 1
+    SimpleWorker([live.queue], connection=live.redis).work(burst=True)
+    assert _pending_events(redis_app, member["id"]) == 0
+    assert device.push_token in {p.token for p in fake_apns.pushes}
+
+
+@needs_redis
+def test_relay_enqueues_the_delivery_job_right_after_commit(redis_app):
+    live = RQDispatcher(REDIS_URL)
+    live.queue.empty()
+    redis_app.extensions["punchpass"]["dispatch"] = live
+    client = redis_app.test_client()
+    _, key = make_merchant(redis_app)
+    member = make_member(client, key, make_program(client, key)["id"])
+    earn(client, key, member["id"], points=1)
+    [event] = _events(redis_app, member["id"])
+    assert f"outbox-{event.id}" in live.queue.job_ids
+    assert live.queue.name == QUEUE_NAME

@@ -1,0 +1,218 @@
+"""The card in the wallet changes by itself: earn at the till -> APNs push -> the device fetches the new pass."""
+
+import io
+import json
+import time
+import uuid
+import zipfile
+
+import pytest
+from sqlalchemy import select, update
+
+from app.models import DeviceRegistration, OutboxEvent, utcnow
+from tests.factories import TEST_PASS_TYPE_ID, auth, earn, make_member, make_merchant, make_program
+from workers.embedded import EmbeddedWorker
+from workers.jobs import deliver_event
+from workers.queue import sweep_outbox
+
+
+class Device:
+    """Behaves like an iPhone holding one card: registers, lists updated serials, downloads passes."""
+
+    def __init__(self, client, pkpass: bytes):
+        pass_json = _pass_json(pkpass)
+        self.client, self.serial, self.token = client, pass_json["serialNumber"], pass_json["authenticationToken"]
+        self.library_id, self.push_token, self.tag = uuid.uuid4().hex, uuid.uuid4().hex * 2, None
+
+    def register(self):
+        return self.client.post(self._registration_path(), json={"pushToken": self.push_token},
+                                headers=self._auth())
+
+    def unregister(self):
+        return self.client.delete(self._registration_path(), headers=self._auth())
+
+    def updated_serials(self) -> list[str]:
+        query = f"?passesUpdatedSince={self.tag}" if self.tag else ""
+        response = self.client.get(f"/wallet/v1/devices/{self.library_id}/registrations/{TEST_PASS_TYPE_ID}{query}")
+        if response.status_code == 204:
+            return []
+        self.tag = response.get_json()["lastUpdated"]
+        return response.get_json()["serialNumbers"]
+
+    def fetch_pass(self) -> dict:
+        response = self.client.get(f"/wallet/v1/passes/{TEST_PASS_TYPE_ID}/{self.serial}", headers=self._auth())
+        assert response.status_code == 200
+        return _pass_json(response.data)
+
+    def _registration_path(self) -> str:
+        return f"/wallet/v1/devices/{self.library_id}/registrations/{TEST_PASS_TYPE_ID}/{self.serial}"
+
+    def _auth(self) -> dict:
+        return {"Authorization": f"ApplePass {self.token}"}
+
+
+@pytest.fixture
+def shop(live_app):
+    client = live_app.test_client()
+    _, key = make_merchant(live_app)
+    program = make_program(client, key)
+    return client, key, program
+
+
+def new_device(client, key, program, points=0):
+    member = make_member(client, key, program["id"], points=points)
+    pkpass = client.get(f"/api/v1/members/{member['id']}/pass.pkpass", headers=auth(key)).data
+    device = Device(client, pkpass)
+    assert device.register().status_code == 201
+    device.updated_serials()  # the first call after adding the card lists it
+    return member, device
+
+
+@pytest.fixture
+def worker(live_app):
+    worker = EmbeddedWorker(live_app, poll_interval=0.05).start()
+    yield worker
+    worker.stop()
+
+
+def test_earn_pushes_the_device_which_then_sees_the_new_balance(shop, fake_apns, worker):
+    client, key, program = shop
+    member, device = new_device(client, key, program, points=10)
+    before = fake_apns.push_count
+    assert earn(client, key, member["id"], points=40).status_code == 201
+    assert fake_apns.wait_for_pushes(before + 1)
+    push = [p for p in fake_apns.pushes if p.token == device.push_token][-1]
+    assert push.topic == TEST_PASS_TYPE_ID and push.body == b"{}"
+    assert device.updated_serials() == [device.serial]
+    balance = device.fetch_pass()["storeCard"]["primaryFields"][0]
+    assert balance["value"] == 50 and balance["changeMessage"] == "balance.changed"
+
+
+def test_apns_410_removes_the_registration(live_app, shop, fake_apns, worker):
+    client, key, program = shop
+    member, device = new_device(client, key, program)
+    fake_apns.respond(device.push_token, 410, "Unregistered")
+    earn(client, key, member["id"], points=5)
+    _wait_until(lambda: _registrations(live_app, device) == 0)
+
+
+def test_unregistered_device_gets_no_more_pushes(live_app, shop, fake_apns, worker):
+    client, key, program = shop
+    member, device = new_device(client, key, program)
+    assert device.unregister().status_code == 200
+    earn(client, key, member["id"], points=5)
+    _wait_until(lambda: _pending_events(live_app, member["id"]) == 0)
+    assert device.push_token not in {p.token for p in fake_apns.pushes}
+
+
+def test_429_is_retried_later_and_then_delivered(live_app, shop, fake_apns):
+    client, key, program = shop
+    member, device = new_device(client, key, program)
+    fake_apns.respond(device.push_token, 429, "TooManyRequests", times=1)
+    earn(client, key, member["id"], points=5)
+    event_id = _last_event_id(live_app, member["id"])
+    assert deliver_event(live_app, event_id) == "retry"
+    event = _event(live_app, event_id)
+    assert event.delivered_at is None and event.available_at > utcnow() and "429" in event.last_error
+    _make_due(live_app, event_id)
+    assert deliver_event(live_app, event_id) == "delivered"
+    assert [p.token for p in fake_apns.pushes].count(device.push_token) == 2
+
+
+def test_certificate_rejection_is_a_dead_letter_without_retries(live_app, shop, fake_apns):
+    client, key, program = shop
+    member, device = new_device(client, key, program)
+    fake_apns.respond(device.push_token, 403, "BadCertificate")
+    earn(client, key, member["id"], points=5)
+    event_id = _last_event_id(live_app, member["id"])
+    assert deliver_event(live_app, event_id) == "dead"
+    assert deliver_event(live_app, event_id) == "not due"
+    assert _event(live_app, event_id).attempts == 1
+
+
+def test_a_push_for_an_old_version_is_skipped_when_a_newer_one_is_queued(live_app, shop, fake_apns):
+    client, key, program = shop
+    member, device = new_device(client, key, program)
+    earn(client, key, member["id"], points=1)
+    earn(client, key, member["id"], points=2)
+    older, newer = _event_ids(live_app, member["id"])[-2:]
+    before = fake_apns.push_count
+    assert deliver_event(live_app, older) == "delivered"
+    assert deliver_event(live_app, newer) == "delivered"
+    assert [p.token for p in fake_apns.pushes[before:]].count(device.push_token) == 1
+
+
+def test_branding_change_reissues_every_card_from_the_worker(live_app, shop, fake_apns):
+    client, key, program = shop
+    devices = [new_device(client, key, program)[1] for _ in range(3)]
+    before = fake_apns.push_count
+    response = client.patch(f"/api/v1/programs/{program['id']}", json={"branding": {"background_color": "#112233"}},
+                            headers=auth(key))
+    assert response.status_code == 200
+    assert fake_apns.push_count == before  # nothing is pushed inside the request
+    assert sweep_outbox(live_app, lambda ids: [deliver_event(live_app, i) for i in ids]) >= 1
+    pushed = {p.token for p in fake_apns.pushes}
+    for device in devices:
+        assert device.push_token in pushed
+        assert device.updated_serials() == [device.serial]
+        assert device.fetch_pass()["backgroundColor"] == "rgb(17, 34, 51)"
+
+
+def test_events_wait_in_the_outbox_until_a_worker_delivers_them(live_app, shop, fake_apns):
+    client, key, program = shop
+    member, device = new_device(client, key, program)
+    earn(client, key, member["id"], points=3)
+    assert _pending_events(live_app, member["id"]) == 1
+    assert device.push_token not in {p.token for p in fake_apns.pushes}
+    sweep_outbox(live_app, lambda ids: [deliver_event(live_app, i) for i in ids])
+    assert _pending_events(live_app, member["id"]) == 0
+    assert device.push_token in {p.token for p in fake_apns.pushes}
+
+
+def _pass_json(pkpass: bytes) -> dict:
+    return json.loads(zipfile.ZipFile(io.BytesIO(pkpass)).read("pass.json"))
+
+
+def _session(app):
+    return app.extensions["punchpass"]["sessions"]()
+
+
+def _registrations(app, device) -> int:
+    with _session(app) as session:
+        return len(session.scalars(select(DeviceRegistration).where(
+            DeviceRegistration.device_library_id == device.library_id)).all())
+
+
+def _event_ids(app, member_id) -> list[int]:
+    with _session(app) as session:
+        return list(session.scalars(select(OutboxEvent.id).where(OutboxEvent.member_id == member_id)
+                                    .order_by(OutboxEvent.id)))
+
+
+def _last_event_id(app, member_id) -> int:
+    return _event_ids(app, member_id)[-1]
+
+
+def _event(app, event_id) -> OutboxEvent:
+    with _session(app) as session:
+        return session.get(OutboxEvent, event_id)
+
+
+def _pending_events(app, member_id) -> int:
+    with _session(app) as session:
+        return len(session.scalars(select(OutboxEvent.id).where(
+            OutboxEvent.member_id == member_id, OutboxEvent.delivered_at.is_(None),
+            OutboxEvent.dead_at.is_(None))).all())
+
+
+def _make_due(app, event_id) -> None:
+    with _session(app) as session:
+        session.execute(update(OutboxEvent).where(OutboxEvent.id == event_id).values(available_at=utcnow()))
+        session.commit()
+
+
+def _wait_until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
