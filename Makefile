@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make run` and `make test`.
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; done)
+PYTHON := $(or $(PYTHON),$(shell for p in python3 python3.11 python3.12 python3.13; do $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done))
 VENV ?= .venv
 BIN = $(VENV)/bin
 PYTEST_ARGS ?= tests

@@ -19,6 +19,7 @@ from app.domain.tiers import next_tier
 from app.models import Member, Program, SignedPass
 from passes import PassPackager, PassSigner
 from passes.images import default_images
+from passes.personalization import personalization_files
 from passes.strings import pass_strings
 from passes.storecard import Branding, StoreCard, store_card_json
 
@@ -64,13 +65,26 @@ def store_card(member: Member) -> StoreCard:
         branding=Branding(background_color=program.background_color, foreground_color=program.foreground_color,
                           label_color=program.label_color, logo_text=program.logo_text),
         terms=program.terms, program_info=program.program_info, locales=tuple(program.locales),
+        nfc_message=member.barcode_token if config.apple.nfc_public_key else None,
+        nfc_encryption_public_key=config.apple.nfc_public_key,
     )
 
 
 def build_pkpass(session: Session, member: Member) -> bytes:
     state = current_app.extensions["punchpass"]
     packager = state["packagers"].get(session, member.program)
-    return packager.package(store_card_json(store_card(member)), state["signer"])
+    return packager.package(store_card_json(store_card(member)), state["signer"],
+                            _enrollment_files(session, member))
+
+
+def _enrollment_files(session: Session, member: Member) -> dict[str, bytes]:
+    """Apple's "Sign up" sheet, on cards whose holder has not signed up yet (and only when switched on)."""
+    if not app_config().apple.personalization or member.personalized_at is not None:
+        return {}
+    program = member.program
+    logos = {name: data for name, data in {**default_images(), **program_images(session, program.id)}.items()
+             if name.startswith("logo")}
+    return personalization_files(f"Join {program.name} rewards", terms=program.terms, logo_files=logos)
 
 
 def signed_pass(session: Session, member: Member) -> bytes:

@@ -28,6 +28,8 @@ class AppleConfig:
     dev_chain: bool = False  # True when Punchpass made the certificates itself (development only)
     apns_base_url: str = APNS_PRODUCTION_URL
     apns_ca_file: Path | None = None
+    nfc_public_key: str | None = None  # Base64 P-256 key from Apple's NFC certificate request: enables `nfc`
+    personalization: bool = False  # Apple rewards enrollment; needs the NFC-enabled certificate
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ def _apple_config(env: dict, instance_dir: Path) -> AppleConfig:
     apns = dict(
         apns_base_url=_url_setting(env, "APNS_BASE_URL", APNS_PRODUCTION_URL).rstrip("/"),
         apns_ca_file=_existing_file(env, "APNS_CA_FILE") if env.get("APNS_CA_FILE") else None,
+        **_nfc_settings(env),
     )
     if not given:
         dev = instance_dir / "dev-certs"
@@ -95,6 +98,28 @@ def _apple_config(env: dict, instance_dir: Path) -> AppleConfig:
     key = cert if is_p12 and not env.get("APPLE_PASS_KEY") else _existing_file(env, "APPLE_PASS_KEY")
     return AppleConfig(cert, key, _existing_file(env, "APPLE_WWDR_CERT"),
                        env.get("APPLE_PASS_KEY_PASSWORD") or None, pass_type_id, team_id, **apns)
+
+
+def _nfc_settings(env: dict) -> dict:
+    key = env.get("APPLE_NFC_PUBLIC_KEY") or None
+    if key is not None:
+        from passes.storecard import check_nfc
+        try:
+            check_nfc("probe", key)
+        except ValueError as error:
+            raise ConfigError(f"APPLE_NFC_PUBLIC_KEY: {error}") from None
+    personalization = _bool_setting(env, "APPLE_PERSONALIZATION")
+    if personalization and key is None:
+        raise ConfigError("APPLE_PERSONALIZATION: Apple requires NFC for rewards enrollment; set "
+                          "APPLE_NFC_PUBLIC_KEY (and use the NFC-enabled pass certificate) first")
+    return {"nfc_public_key": key, "personalization": personalization}
+
+
+def _bool_setting(env: dict, name: str) -> bool:
+    raw = (env.get(name) or "off").strip().lower()
+    if raw not in ("1", "0", "on", "off", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name}: expected on or off, got {raw!r}")
+    return raw in ("1", "on", "true", "yes")
 
 
 def _existing_file(env: dict, name: str) -> Path:

@@ -134,6 +134,7 @@ class Member(Base):
     pass_version: Mapped[int] = mapped_column(Integer, default=1)
     pass_update_tag: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
     pass_updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    personalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     program: Mapped[Program] = relationship(lazy="joined")

@@ -96,7 +96,7 @@ class StoreCard:
         _check_web_service(self.web_service_url, self.authentication_token)
         _check_barcode(self.barcode_format, self.barcode_value)
         if self.nfc_message is not None:
-            _check_nfc(self.nfc_message, self.nfc_encryption_public_key)
+            check_nfc(self.nfc_message, self.nfc_encryption_public_key)
 
 
 def _goal(name: str, value: Goal | tuple | None) -> Goal | None:
@@ -134,7 +134,7 @@ def _check_barcode(barcode_format: str, value: str) -> None:
         raise ValueError("barcode_value must be iso-8859-1 text") from None
 
 
-def _check_nfc(message: str, public_key: str | None) -> None:
+def check_nfc(message: str, public_key: str | None) -> None:
     """Apple: message <= 64 bytes; encryptionPublicKey is a Base64 P-256 SubjectPublicKeyInfo."""
     if not message or len(message.encode("utf-8")) > MAX_NFC_MESSAGE_BYTES:
         raise ValueError(f"nfc_message must be 1 to {MAX_NFC_MESSAGE_BYTES} bytes")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.domain.errors import Conflict, InvalidInput, NotFound
 from app.domain.passupdates import card_changed
 from app.domain.tiers import retier
-from app.models import Member, Program
+from app.models import Member, Program, utcnow
 
 SUPPORTED_LOCALES = ("en", "ja", "ko")
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
@@ -38,6 +38,16 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
     session.flush()
     card_changed(session, member, notify=False)
     return member
+
+
+def apply_personalization(session: Session, member: Member, info: dict) -> None:
+    """The customer signed up in Wallet: keep what they chose to share and re-issue the card without the
+    sign-up sheet."""
+    name = info.get("fullName") or " ".join(filter(None, (info.get("givenName"), info.get("familyName"))))
+    member.name = name or member.name
+    member.email = info.get("emailAddress") or member.email
+    member.personalized_at = utcnow()
+    card_changed(session, member)
 
 
 def get_member(session: Session, merchant_id: int, member_id: int) -> Member:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hmac
 import logging
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort, current_app, request
 from sqlalchemy import delete, select
 
 from app import app_config, db_session
 from app.cards import pkpass_response
+from app.domain.members import apply_personalization
 from app.models import DeviceLog, DeviceRegistration, Member
+from passes.personalization import read_personalization
 
 bp = Blueprint("wallet", __name__, url_prefix="/wallet/v1")
 log = logging.getLogger("punchpass.wallet")
@@ -79,6 +81,25 @@ def latest_pass(pass_type_id: str, serial: str):
     return pkpass_response(db_session(), member)
 
 
+@bp.post("/passes/<pass_type_id>/<serial>/personalize")
+def personalize(pass_type_id: str, serial: str):
+    """Apple's rewards enrollment: store the details the customer agreed to share, answer the signed token;
+    Wallet then downloads the personalized pass (a new version, without the sign-up sheet)."""
+    member = _member(pass_type_id, serial) if app_config().apple.personalization else None
+    if member is None:
+        return _plain(404)
+    try:
+        token, info = read_personalization(request.get_json(silent=True))
+    except ValueError as error:
+        return _plain(400, str(error))
+    session = db_session()
+    if member.personalized_at is None:
+        apply_personalization(session, member, info)
+        session.commit()
+    signature = current_app.extensions["punchpass"]["signer"].sign(token.encode())
+    return Response(signature, status=200, mimetype="application/octet-stream")
+
+
 @bp.post("/log")
 def device_log():
     """Devices report why an update failed here; kept short and bounded so it cannot fill the database."""
@@ -99,13 +120,18 @@ def _authenticated_member(pass_type_id: str, serial: str) -> Member:
     """The pass whose token the device presented; 401 for anything else, compared in constant time."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    member = db_session().scalar(select(Member).where(Member.serial_number == serial)) \
-        if pass_type_id == app_config().apple.pass_type_id else None
+    member = _member(pass_type_id, serial)
     expected = member.auth_token if member is not None else "x" * 32
     if scheme != "ApplePass" or not hmac.compare_digest(token.strip().encode(), expected.encode()) \
             or member is None:
         abort(_plain(401))
     return member
+
+
+def _member(pass_type_id: str, serial: str) -> Member | None:
+    if pass_type_id != app_config().apple.pass_type_id:
+        return None
+    return db_session().scalar(select(Member).where(Member.serial_number == serial))
 
 
 def _plain(status: int, text: str = "") -> Response:
