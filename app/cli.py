@@ -104,6 +104,31 @@ def ledger_verify() -> None:
     click.echo("every balance matches the ledger")
 
 
+@cli.group()
+def outbox() -> None:
+    """Deliveries waiting, retrying or dead."""
+
+
+@outbox.command("status")
+@click.option("--limit", default=20, show_default=True, help="Dead letters to list.")
+def outbox_status(limit: int) -> None:
+    """Counts of pending, retrying and dead events, and the most recent dead letters with their errors."""
+    from app.domain.outbox import outbox_summary
+    with _session() as session:
+        summary = outbox_summary(session, limit)
+    click.echo(json.dumps(summary, indent=2, default=str))
+
+
+@outbox.command("retry-dead")
+def outbox_retry_dead() -> None:
+    """Give every dead letter a fresh set of attempts (after fixing what killed them)."""
+    from app.domain.outbox import revive_dead_events
+    with _session() as session:
+        count = revive_dead_events(session)
+        session.commit()
+    click.echo(f"{count} dead event(s) will be delivered again")
+
+
 @cli.command("seed-demo")
 def seed_demo() -> None:
     """Create a demo merchant, program and member once; print their ids (and a key when newly made)."""

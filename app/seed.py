@@ -40,6 +40,9 @@ def seed_demo_program(session: Session, public_base_url: str) -> dict:
         session.commit()
     program = session.scalar(select(Program).where(Program.merchant_id == merchant.id).order_by(Program.id))
     member = session.scalar(select(Member).where(Member.program_id == program.id).order_by(Member.id))
+    if "api_key" not in result:
+        result["hint"] = (f"the admin key was printed on the first run only; make another with "
+                          f"`punchpass create-api-key --merchant {merchant.id} --scope admin`")
     result.update(merchant_id=merchant.id, program_id=program.id, member_id=member.id,
                   apple_pass_url=f"{public_base_url}/cards/{member.download_token}.pkpass")
     return result

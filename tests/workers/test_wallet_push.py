@@ -216,3 +216,21 @@ def _wait_until(condition, timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_operator_sees_dead_letters_and_can_retry_them(live_app, shop, fake_apns, test_env):
+    from click.testing import CliRunner
+
+    from app.cli import cli
+    client, key, program = shop
+    member, device = new_device(client, key, program)
+    fake_apns.respond(device.push_token, 403, "BadCertificate", times=1)
+    earn(client, key, member["id"], points=5)
+    event_id = _last_event_id(live_app, member["id"])
+    assert deliver_event(live_app, event_id) == "dead"
+    runner = CliRunner(env=test_env)
+    status = json.loads(runner.invoke(cli, ["outbox", "status", "--limit", "500"]).output)
+    [letter] = [d for d in status["dead_letters"] if d["id"] == event_id]
+    assert "403" in letter["last_error"] and status["dead"] >= 1
+    assert "will be delivered again" in runner.invoke(cli, ["outbox", "retry-dead"]).output
+    assert deliver_event(live_app, event_id) == "delivered"

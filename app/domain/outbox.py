@@ -1,0 +1,28 @@
+"""What the operator sees of the outbox: how much is waiting, what is being retried, what died and why."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.models import OutboxEvent, utcnow
+
+
+def outbox_summary(session: Session, dead_limit: int = 20) -> dict:
+    pending = OutboxEvent.delivered_at.is_(None) & OutboxEvent.dead_at.is_(None)
+    waiting, retrying, dead = session.execute(select(
+        func.count().filter(pending & (OutboxEvent.attempts == 0)),
+        func.count().filter(pending & (OutboxEvent.attempts > 0)),
+        func.count().filter(OutboxEvent.dead_at.is_not(None)),
+    )).one()
+    dead_letters = session.execute(
+        select(OutboxEvent.id, OutboxEvent.kind, OutboxEvent.member_id, OutboxEvent.attempts, OutboxEvent.dead_at,
+               OutboxEvent.last_error)
+        .where(OutboxEvent.dead_at.is_not(None)).order_by(OutboxEvent.id.desc()).limit(dead_limit)).all()
+    return {"waiting": waiting, "retrying": retrying, "dead": dead,
+            "dead_letters": [dict(row._mapping) for row in dead_letters]}
+
+
+def revive_dead_events(session: Session) -> int:
+    return session.execute(update(OutboxEvent).where(OutboxEvent.dead_at.is_not(None))
+                           .values(dead_at=None, attempts=0, available_at=utcnow())).rowcount
