@@ -21,7 +21,6 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     app.config.update(
         SECRET_KEY=config.secret_key or "dev-not-secret",
         TESTING=config.testing,
-        JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=12 * 1024 * 1024,
         AUTO_404_RESPONSE=False,
         VALIDATION_ERROR_STATUS_CODE=422,
@@ -38,6 +37,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
              "packagers": PackagerCache(), "dispatch": RQDispatcher(config.redis_url) if config.redis_url else None}
     app.extensions["punchpass"] = state
     watch_outbox(sessions, state)
+    app.json.sort_keys = False
     app.error_processor(apiflask_error_processor)
     register_error_handlers(app)
     app.teardown_appcontext(_close_session)
