@@ -8,7 +8,7 @@ from flask import Response
 from app import db_session
 from app.api.idempotency import idempotent_write
 from app.api.present import member_json, transaction_json
-from app.api.schemas import (EarnIn, MemberIn, MemberOut, PageQuery, RedeemIn, ReverseIn, TransactionPage,
+from app.api.schemas import (AdjustIn, EarnIn, MemberIn, MemberOut, PageQuery, RedeemIn, ReverseIn, TransactionPage,
                              TransactionResult)
 from app.auth import ADMIN, POS, auth, current_caller
 from app.cards import pkpass_response
@@ -63,6 +63,20 @@ def redeem(member_id, data):
     reward = programs.get_reward(session, member.program_id, data["reward_id"]) if "reward_id" in data else None
     entry = ledger.redeem_points(session, member, data.get("points"), reward=reward,
                                  reference=data.get("reference"), reason=data.get("reason"))
+    return transaction_json(entry, member)
+
+
+@bp.post("/members/<int:member_id>/adjust")
+@bp.auth_required(auth, roles=ADMIN)
+@idempotent_write
+@bp.input(AdjustIn, arg_name="data")
+@bp.output(TransactionResult, status_code=201)
+def adjust(member_id, data):
+    """A manual correction (goodwill credit, a mistake at the till), with a reason the member can read."""
+    session = db_session()
+    member = members.get_member(session, current_caller().merchant_id, member_id)
+    entry = ledger.adjust_points(session, member, data["points"], reason=data["reason"],
+                                 reference=data.get("reference"))
     return transaction_json(entry, member)
 
 

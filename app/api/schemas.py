@@ -173,6 +173,13 @@ class RedeemIn(Schema):
                                   else "points")
 
 
+class AdjustIn(Schema):
+    points = Integer(strict=True, required=True, validate=Range(min=-MAX_POINTS, max=MAX_POINTS), metadata={
+        "description": "Positive to credit, negative to debit; a debit never takes the balance below zero"})
+    reason = String(required=True, validate=Length(1, 200), metadata={"description": "Shown in the statement"})
+    reference = String(validate=Length(1, 200), allow_none=True)
+
+
 class ReverseIn(Schema):
     points = _points(metadata={"description": "Reverse only part of the transaction"})
     reference = String(validate=Length(1, 200), allow_none=True)

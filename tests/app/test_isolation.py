@@ -14,7 +14,7 @@ KNOWN_ENDPOINTS = {
     ("POST", "programs.create_program"), ("GET", "programs.get_program"), ("PATCH", "programs.update_program"),
     ("POST", "programs.create_reward"), ("PUT", "programs.upload_image"), ("POST", "members.enroll"),
     ("GET", "members.get_member"), ("POST", "members.earn"), ("POST", "members.redeem"),
-    ("POST", "members.reverse"), ("GET", "members.transactions"), ("GET", "members.member_pass"),
+    ("POST", "members.reverse"), ("POST", "members.adjust"), ("GET", "members.transactions"), ("GET", "members.member_pass"),
     ("POST", "checkout.lookup"),
 }
 
@@ -100,6 +100,7 @@ def write_bodies(tenant: dict) -> dict:
         "members.earn": {"json": {"points": 1000}},
         "members.redeem": {"json": {"reward_id": tenant["reward"]["id"]}},
         "members.reverse": {"json": {}},
+        "members.adjust": {"json": {"points": 500, "reason": "Planted credit"}},
         "checkout.lookup": {"json": {"barcode": tenant["member"]["barcode_value"]}},
     }
 

@@ -130,3 +130,17 @@ def test_checkout_lookup_by_barcode_lists_redeemable_rewards(client, shop):
     assert [r["name"] for r in body["redeemable_rewards"]] == ["Cookie"]
     unknown = client.post("/api/v1/checkout/lookup", json={"barcode": "nope"}, headers=auth(key))
     assert unknown.status_code == 404
+
+
+def test_manual_adjustment_needs_a_reason_and_never_goes_negative(client, shop):
+    key, program = shop
+    member = make_member(client, key, program["id"], points=20)
+    url = f"/api/v1/members/{member['id']}/adjust"
+    missing_reason = client.post(url, json={"points": 5}, headers=auth(key))
+    assert missing_reason.status_code == 422 and "reason" in missing_reason.get_json()["errors"]
+    credit = client.post(url, json={"points": 5, "reason": "Coffee was cold"}, headers=auth(key, "adj-1"))
+    assert credit.status_code == 201 and credit.get_json()["transaction"]["reason"] == "Coffee was cold"
+    too_much = client.post(url, json={"points": -26, "reason": "Till mistake"}, headers=auth(key, "adj-2"))
+    assert too_much.status_code == 409
+    debit = client.post(url, json={"points": -25, "reason": "Till mistake"}, headers=auth(key, "adj-3"))
+    assert debit.get_json()["member"]["points_balance"] == 0
