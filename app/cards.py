@@ -106,7 +106,7 @@ def pkpass_response(session: Session, member: Member) -> Response:
     response = Response(signed_pass(session, member), mimetype=PKPASS_MIMETYPE)
     response.headers["Content-Disposition"] = f'attachment; filename="{_file_name(member.program.name)}.pkpass"'
     response.headers["Cache-Control"] = "no-store"
-    response.last_modified = member.pass_updated_at
+    response.last_modified = member.card_modified_at
     return response
 
 

@@ -72,6 +72,10 @@ class Program(Base):
     terms: Mapped[str | None] = mapped_column(Text, nullable=True)
     program_info: Mapped[str | None] = mapped_column(Text, nullable=True)
     design_version: Mapped[int] = mapped_column(Integer, default=1)
+    # A design change is one row update here, not a rewrite of every member: a card's update tag and
+    # Last-Modified are the later of its own and its program's.
+    design_update_tag: Mapped[int] = mapped_column(BigInteger, default=0)
+    design_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     tiers: Mapped[list["Tier"]] = relationship(order_by="Tier.threshold", cascade="all, delete-orphan")
@@ -139,6 +143,12 @@ class Member(Base):
 
     program: Mapped[Program] = relationship(lazy="joined")
     tier: Mapped[Tier | None] = relationship(lazy="joined")
+
+    @property
+    def card_modified_at(self) -> datetime:
+        """Last-Modified of the card: its own last change or its program's design change, whichever is later."""
+        design = self.program.design_updated_at
+        return max(self.pass_updated_at, design) if design else self.pass_updated_at
 
 
 class LedgerEntry(Base):

@@ -7,12 +7,11 @@ from __future__ import annotations
 from collections import Counter
 
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select
 
 from app import app_config
 from app.cards import signed_pass
-from app.domain.passupdates import next_modified_time, next_update_tag
-from app.models import DeviceRegistration, Member, OutboxEvent
+from app.models import DeviceRegistration, Member, OutboxEvent, Program
 from workers.apns import shared_client
 from workers.errors import DeliveryFailed, RetryLater
 
@@ -34,15 +33,11 @@ def push_member_pass(session, event: OutboxEvent) -> None:
 
 
 def refresh_program(session, event: OutboxEvent) -> None:
-    """A program's design changed: give every card a new version, then push every registered device, streaming
-    registrations in batches so memory stays flat however many members there are."""
-    newest = session.scalar(select(func.max(Member.pass_updated_at)).where(Member.program_id == event.program_id))
-    members = update(Member).where(Member.program_id == event.program_id)
-    session.execute(members.values(pass_version=Member.pass_version + 1, pass_updated_at=next_modified_time(newest)))
-    # The update tag is taken last, as every card-changing transaction does, so the counter row and member
-    # rows are always locked in the same order and cannot deadlock against a concurrent earn.
-    session.execute(members.values(pass_update_tag=next_update_tag(session)))
-    session.commit()
+    """A program's design changed (already tagged on the program row in the request's transaction): push
+    every registered device, streaming registrations in batches so memory stays flat."""
+    program = session.get(Program, event.program_id)
+    if event.payload.get("design_version", 0) < program.design_version:
+        return  # a newer design change is queued and will push the same devices
     query = (select(DeviceRegistration.push_token).join(Member, Member.id == DeviceRegistration.member_id)
              .where(Member.program_id == event.program_id).order_by(DeviceRegistration.id))
     batch: list[str] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Counter, Member, OutboxEvent, Program, utcnow
@@ -26,8 +26,13 @@ def card_changed(session: Session, member: Member, notify: bool = True) -> None:
 
 
 def design_changed(session: Session, program: Program) -> None:
-    """Branding, terms or tiers changed: every member's card is re-issued by a worker, never in the request."""
+    """Branding, terms, tiers or rewards changed: every card of the program is new. One row changes here; a
+    worker pushes the devices. The time is later than any member's own, so If-Modified-Since sees it."""
+    newest = session.scalar(select(func.max(Member.pass_updated_at)).where(Member.program_id == program.id))
     program.design_version = (program.design_version or 0) + 1
+    program.design_updated_at = next_modified_time(max(filter(None, (newest, program.design_updated_at)),
+                                                       default=None))
+    program.design_update_tag = next_update_tag(session)
     session.add(OutboxEvent(kind=PROGRAM_REFRESH, program_id=program.id,
                             payload={"design_version": program.design_version}))
 

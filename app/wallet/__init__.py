@@ -10,12 +10,12 @@ import hmac
 import logging
 
 from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from app import app_config, db_session
 from app.cards import pkpass_response
 from app.domain.members import apply_personalization
-from app.models import DeviceLog, DeviceRegistration, Member
+from app.models import DeviceLog, DeviceRegistration, Member, Program
 from passes.personalization import read_personalization
 
 bp = Blueprint("wallet", __name__, url_prefix="/wallet/v1")
@@ -61,12 +61,15 @@ def updated_serials(device_id: str, pass_type_id: str):
     if pass_type_id != app_config().apple.pass_type_id:
         return _plain(204)
     rows = db_session().execute(
-        select(Member.serial_number, Member.pass_update_tag)
+        select(Member.serial_number, Member.pass_update_tag, Program.design_update_tag)
         .join(DeviceRegistration, DeviceRegistration.member_id == Member.id)
-        .where(DeviceRegistration.device_library_id == device_id, Member.pass_update_tag > since_tag)).all()
+        .join(Program, Program.id == Member.program_id)
+        .where(DeviceRegistration.device_library_id == device_id,
+               or_(Member.pass_update_tag > since_tag, Program.design_update_tag > since_tag))).all()
     if not rows:
         return _plain(204)
-    return {"serialNumbers": [serial for serial, _ in rows], "lastUpdated": str(max(tag for _, tag in rows))}
+    last = max(max(member_tag, design_tag) for _, member_tag, design_tag in rows)
+    return {"serialNumbers": [serial for serial, _, _ in rows], "lastUpdated": str(last)}
 
 
 @bp.get("/passes/<pass_type_id>/<serial>")
@@ -74,9 +77,9 @@ def latest_pass(pass_type_id: str, serial: str):
     """The current pass, or 304 when it has not changed since `If-Modified-Since`."""
     member = _authenticated_member(pass_type_id, serial)
     since = request.if_modified_since
-    if since is not None and member.pass_updated_at.replace(microsecond=0) <= since:
+    if since is not None and member.card_modified_at.replace(microsecond=0) <= since:
         response = _plain(304)
-        response.last_modified = member.pass_updated_at
+        response.last_modified = member.card_modified_at
         return response
     return pkpass_response(db_session(), member)
 

@@ -145,6 +145,8 @@ def test_a_push_for_an_old_version_is_skipped_when_a_newer_one_is_queued(live_ap
 def test_branding_change_reissues_every_card_from_the_worker(live_app, shop, fake_apns):
     client, key, program = shop
     devices = [new_device(client, key, program)[1] for _ in range(3)]
+    modified = client.get(f"/wallet/v1/passes/{TEST_PASS_TYPE_ID}/{devices[0].serial}",
+                          headers=devices[0]._auth()).headers["Last-Modified"]
     before = fake_apns.push_count
     response = client.patch(f"/api/v1/programs/{program['id']}", json={"branding": {"background_color": "#112233"}},
                             headers=auth(key))
@@ -156,6 +158,9 @@ def test_branding_change_reissues_every_card_from_the_worker(live_app, shop, fak
         assert device.push_token in pushed
         assert device.updated_serials() == [device.serial]
         assert device.fetch_pass()["backgroundColor"] == "rgb(17, 34, 51)"
+    refetch = client.get(f"/wallet/v1/passes/{TEST_PASS_TYPE_ID}/{devices[0].serial}",
+                         headers={**devices[0]._auth(), "If-Modified-Since": modified})
+    assert refetch.status_code == 200  # the design change is newer than what the device holds
 
 
 def test_events_wait_in_the_outbox_until_a_worker_delivers_them(live_app, shop, fake_apns):
