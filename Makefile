@@ -26,8 +26,12 @@ run: install
 test: install
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+## make bench: the figures in docs/performance.md (needs PostgreSQL and Redis on loopback for latency/fanout)
 bench: install
 	$(BIN)/python bench/sign.py
+	$(BIN)/python bench/apns.py
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/fanout.py
 
 clean:
 	rm -rf $(VENV) instance *.egg-info
