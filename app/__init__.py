@@ -29,12 +29,13 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
         INFO={"description": "Merchant API of Punchpass: programs, members, earn, redeem, checkout. "
                              "Errors are application/problem+json (RFC 9457)."},
     )
-    from app.cards import PackagerCache
+    from app.cards import PackagerCache, signer_id
     from workers.relay import RQDispatcher, watch_outbox
     engine = make_engine(config.database_url)
     sessions = make_session_factory(engine)
-    state = {"config": config, "engine": engine, "sessions": sessions, "signer": _signer(config),
-             "packagers": PackagerCache(), "dispatch": RQDispatcher(config.redis_url) if config.redis_url else None}
+    signer = _signer(config)
+    state = {"config": config, "engine": engine, "sessions": sessions, "signer": signer,
+             "signer_id": signer_id(signer), "packagers": PackagerCache(), "dispatch": RQDispatcher(config.redis_url) if config.redis_url else None}
     app.extensions["punchpass"] = state
     watch_outbox(sessions, state)
     app.json.sort_keys = False

@@ -38,13 +38,18 @@ class PackagerCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        packager = PassPackager({**default_images(), **program_images(session, program.id),
+        packager = PassPackager({**card_images(session, program),
                                  **pass_strings(program.locales)})
         with self._lock:
             self._items[key] = packager
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return packager
+
+
+def card_images(session: Session, program: Program) -> dict[str, bytes]:
+    """The program's uploaded images over Punchpass's default icon and logo."""
+    return {**default_images(), **program_images(session, program.id)}
 
 
 def store_card(member: Member) -> StoreCard:
@@ -82,8 +87,7 @@ def _enrollment_files(session: Session, member: Member) -> dict[str, bytes]:
     if not app_config().apple.personalization or member.personalized_at is not None:
         return {}
     program = member.program
-    logos = {name: data for name, data in {**default_images(), **program_images(session, program.id)}.items()
-             if name.startswith("logo")}
+    logos = {name: data for name, data in card_images(session, program).items() if name.startswith("logo")}
     return personalization_files(f"Join {program.name} rewards", terms=program.terms, logo_files=logos)
 
 
@@ -110,6 +114,10 @@ def pkpass_response(session: Session, member: Member) -> Response:
     return response
 
 
+def signer_id(signer: PassSigner) -> str:
+    return hashlib.sha256(signer.cert_pem).hexdigest()[:16]
+
+
 def load_signer(apple) -> PassSigner:
     """Loaded once at start-up and checked against the configured ids (the first reason passes fail to open)."""
     signer = PassSigner.from_files(apple.pass_cert, apple.pass_key, apple.wwdr_cert, password=apple.key_password)
@@ -118,8 +126,9 @@ def load_signer(apple) -> PassSigner:
 
 
 def _cache_key(member: Member) -> str:
-    signer = current_app.extensions["punchpass"]["signer"]
-    return f"{member.pass_version}:{member.program.design_version}:{hashlib.sha256(signer.cert_pem).hexdigest()[:16]}"
+    """Version, design and signing certificate: a new certificate re-signs every card on its next download."""
+    certificate = current_app.extensions["punchpass"]["signer_id"]
+    return f"{member.pass_version}:{member.program.design_version}:{certificate}"
 
 
 def _file_name(program_name: str) -> str:

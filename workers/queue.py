@@ -40,13 +40,13 @@ def sweep_outbox(app: Flask, dispatch) -> int:
 
 def run_worker(config: Config) -> None:
     from rq import SimpleWorker
-    global _app
+
     from app import create_app
-    _app = create_app(config)
-    dispatcher = RQDispatcher(config.redis_url) if config.redis_url else None
-    if dispatcher is None:
+    global _app
+    if not config.redis_url:
         raise SystemExit("punchpass worker needs REDIS_URL (without it, `punchpass serve` runs an embedded worker)")
-    _app.extensions["punchpass"]["dispatch"] = dispatcher
+    _app = create_app(config)
+    dispatcher = _app.extensions["punchpass"]["dispatch"]  # create_app made the RQDispatcher for REDIS_URL
     stop = threading.Event()
     threading.Thread(target=_sweep_forever, args=(_app, dispatcher, stop), name="outbox-sweep", daemon=True).start()
     try:
