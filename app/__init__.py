@@ -6,6 +6,7 @@ import logging
 
 from apiflask import APIFlask
 from flask import current_app, g
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from app.config import Config, ConfigError, load_config
@@ -38,6 +39,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
              "signer_id": signer_id(signer), "packagers": PackagerCache(), "dispatch": RQDispatcher(config.redis_url) if config.redis_url else None}
     app.extensions["punchpass"] = state
     watch_outbox(sessions, state)
+    _reissue_cards_after_a_settings_change(sessions, config)
     app.json.sort_keys = False
     app.error_processor(apiflask_error_processor)
     register_error_handlers(app)
@@ -66,6 +68,25 @@ def _signer(config: Config):
         return load_signer(apple)
     except CertificateError as error:
         raise ConfigError(str(error)) from None
+
+
+def _reissue_cards_after_a_settings_change(sessions, config: Config) -> None:
+    """Cards carry PUBLIC_BASE_URL, the pass type id, NFC and personalization settings: when these changed
+    since the last start, every card gets a new version and every registered device a push."""
+    from app.cards import card_settings_fingerprint
+    from app.domain.passupdates import card_settings_changed
+    with sessions() as session:
+        try:
+            changed = card_settings_changed(session, card_settings_fingerprint(config))
+            session.commit()
+        except IntegrityError:  # another process starting at the same moment did it
+            session.rollback()
+            return
+        except (OperationalError, ProgrammingError) as error:
+            raise ConfigError(f"DATABASE_URL: the database is not ready ({type(error).__name__}); "
+                              "run `punchpass db upgrade`") from None
+    if changed:
+        logging.getLogger(__name__).info("card settings changed since the last start: every card is re-issued")
 
 
 def app_config() -> Config:

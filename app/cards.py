@@ -7,6 +7,8 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
 
 from flask import Response, current_app
 from sqlalchemy.exc import IntegrityError
@@ -14,11 +16,12 @@ from sqlalchemy.orm import Session
 
 from app import app_config
 from app.domain.rewards import next_reward
+from app.domain.passupdates import last_modified
 from app.domain.programs import program_images
 from app.domain.tiers import next_tier
-from app.models import Member, Program, SignedPass
+from app.models import Member, Program, SignedPass, utcnow
 from passes import PassPackager, PassSigner
-from passes.images import default_images
+from passes.images import default_images, prepare_image
 from passes.personalization import personalization_files
 from passes.strings import pass_strings
 from passes.storecard import Branding, StoreCard, store_card_json
@@ -27,29 +30,53 @@ PKPASS_MIMETYPE = "application/vnd.apple.pkpass"
 
 
 class PackagerCache:
-    """A bounded map (program id, design version) -> PassPackager, shared by the threads of one process."""
+    """A bounded map (program id, design version) -> CardAssets, shared by the threads of one process."""
 
     def __init__(self, size: int = 128):
         self._size, self._items, self._lock = size, OrderedDict(), threading.Lock()
 
-    def get(self, session: Session, program: Program) -> PassPackager:
+    def get(self, session: Session, program: Program) -> CardAssets:
         key = (program.id, program.design_version)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        packager = PassPackager({**card_images(session, program),
-                                 **pass_strings(program.locales)})
+        assets = CardAssets.build(card_images(session, program), program.locales)
         with self._lock:
-            self._items[key] = packager
+            self._items[key] = assets
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
-        return packager
+        return assets
+
+
+@dataclass(frozen=True)
+class CardAssets:
+    """What every card of one program design shares: the packaged images and strings, and the logo in
+    Apple's smaller personalization size (made on first use: most programs never need it)."""
+
+    packager: PassPackager
+    logo: bytes
+
+    @classmethod
+    def build(cls, images: dict[str, bytes], locales: list[str]) -> CardAssets:
+        return cls(PassPackager({**images, **pass_strings(locales)}), images["logo@3x.png"])
+
+    @cached_property
+    def personalization_logos(self) -> dict[str, bytes]:
+        return prepare_image("personalizationLogo", self.logo)
 
 
 def card_images(session: Session, program: Program) -> dict[str, bytes]:
     """The program's uploaded images over Punchpass's default icon and logo."""
     return {**default_images(), **program_images(session, program.id)}
+
+
+def card_settings_fingerprint(config) -> str:
+    """Every setting that goes into each card's bytes; when it changes, every card must be re-issued."""
+    apple = config.apple
+    settings = (config.web_service_url, apple.pass_type_id, apple.team_id, apple.nfc_public_key or "",
+                str(apple.personalization))
+    return hashlib.sha256("\n".join(settings).encode()).hexdigest()
 
 
 def store_card(member: Member) -> StoreCard:
@@ -75,29 +102,18 @@ def store_card(member: Member) -> StoreCard:
     )
 
 
-def build_pkpass(session: Session, member: Member) -> bytes:
-    state = current_app.extensions["punchpass"]
-    packager = state["packagers"].get(session, member.program)
-    return packager.package(store_card_json(store_card(member)), state["signer"],
-                            _enrollment_files(session, member))
-
-
-def _enrollment_files(session: Session, member: Member) -> dict[str, bytes]:
-    """Apple's "Sign up" sheet, on cards whose holder has not signed up yet (and only when switched on)."""
-    if not app_config().apple.personalization or member.personalized_at is not None:
-        return {}
-    program = member.program
-    logos = {name: data for name, data in card_images(session, program).items() if name.startswith("logo")}
-    return personalization_files(f"Join {program.name} rewards", terms=program.terms, logo_files=logos)
-
-
 def signed_pass(session: Session, member: Member) -> bytes:
-    """The signed pass of the member's current version, built once and kept in `signed_passes`."""
-    key = _cache_key(member)
+    """The member's signed pass, built once per content and kept in `signed_passes`. The cache key is the hash
+    of everything that goes into the pass (its manifest) and the signing certificate, so any change of
+    content, whatever caused it, is a new pass."""
+    state = current_app.extensions["punchpass"]
+    assets = state["packagers"].get(session, member.program)
+    pass_json, files = store_card_json(store_card(member)), _enrollment_files(member, assets)
+    key = f"{assets.packager.content_digest(pass_json, files)}:{state['signer_id']}"
     cached = session.get(SignedPass, member.id)
     if cached is not None and cached.cache_key == key:
         return cached.data
-    data = build_pkpass(session, member)
+    data = assets.packager.package(pass_json, state["signer"], files)
     try:
         session.merge(SignedPass(member_id=member.id, cache_key=key, data=data))
         session.commit()
@@ -106,11 +122,20 @@ def signed_pass(session: Session, member: Member) -> bytes:
     return data
 
 
+def _enrollment_files(member: Member, assets: CardAssets) -> dict[str, bytes]:
+    """Apple's "Sign up" sheet, on cards whose holder has not signed up yet (and only when switched on)."""
+    if not app_config().apple.personalization or member.personalized_at is not None:
+        return {}
+    program = member.program
+    return personalization_files(f"Join {program.name} rewards", terms=program.terms,
+                                 logo_files=assets.personalization_logos)
+
+
 def pkpass_response(session: Session, member: Member) -> Response:
     response = Response(signed_pass(session, member), mimetype=PKPASS_MIMETYPE)
     response.headers["Content-Disposition"] = f'attachment; filename="{_file_name(member.program.name)}.pkpass"'
     response.headers["Cache-Control"] = "no-store"
-    response.last_modified = member.card_modified_at
+    response.last_modified = last_modified(member, utcnow())
     return response
 
 
@@ -123,12 +148,6 @@ def load_signer(apple) -> PassSigner:
     signer = PassSigner.from_files(apple.pass_cert, apple.pass_key, apple.wwdr_cert, password=apple.key_password)
     signer.check(apple.pass_type_id, apple.team_id)
     return signer
-
-
-def _cache_key(member: Member) -> str:
-    """Version, design and signing certificate: a new certificate re-signs every card on its next download."""
-    certificate = current_app.extensions["punchpass"]["signer_id"]
-    return f"{member.pass_version}:{member.program.design_version}:{certificate}"
 
 
 def _file_name(program_name: str) -> str:

@@ -76,6 +76,7 @@ class Program(Base):
     # Last-Modified are the later of its own and its program's.
     design_update_tag: Mapped[int] = mapped_column(BigInteger, default=0)
     design_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    design_previous_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     tiers: Mapped[list["Tier"]] = relationship(order_by="Tier.threshold", cascade="all, delete-orphan")
@@ -138,17 +139,13 @@ class Member(Base):
     pass_version: Mapped[int] = mapped_column(Integer, default=1)
     pass_update_tag: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
     pass_updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The version before: when both share a second, If-Modified-Since cannot tell them apart (passupdates.py).
+    pass_previous_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     personalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     program: Mapped[Program] = relationship(lazy="joined")
     tier: Mapped[Tier | None] = relationship(lazy="joined")
-
-    @property
-    def card_modified_at(self) -> datetime:
-        """Last-Modified of the card: its own last change or its program's design change, whichever is later."""
-        design = self.program.design_updated_at
-        return max(self.pass_updated_at, design) if design else self.pass_updated_at
 
 
 class LedgerEntry(Base):
@@ -210,7 +207,7 @@ class SignedPass(Base):
     one signature."""
     __tablename__ = "signed_passes"
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
-    cache_key: Mapped[str] = mapped_column(String(128))  # pass version, design version, signing certificate
+    cache_key: Mapped[str] = mapped_column(String(128))  # hash of the unsigned content + signing certificate
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -238,3 +235,10 @@ class DeviceLog(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     message: Mapped[str] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class InstanceState(Base):
+    """Facts about this installation that outlive a process, e.g. the card settings the cards were built with."""
+    __tablename__ = "instance_state"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))

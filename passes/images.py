@@ -11,8 +11,9 @@ from io import BytesIO
 
 from PIL import Image, ImageCms, ImageOps
 
-# Apple: store cards use icon (required), logo and strip; sizes in points.
-IMAGE_BOXES = {"icon": (29, 29), "logo": (160, 50), "strip": (375, 123)}
+# Apple: store cards use icon (required), logo and strip; the rewards-enrollment sheet shows a
+# personalizationLogo of at most 150 x 40. Sizes in points.
+IMAGE_BOXES = {"icon": (29, 29), "logo": (160, 50), "strip": (375, 123), "personalizationLogo": (150, 40)}
 SCALES = (1, 2, 3)
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 36_000_000  # e.g. 6000 x 6000; well under Pillow's own bomb limit
@@ -108,15 +109,14 @@ def _render(kind: str, source: Image.Image, scale: int) -> Image.Image:
         return ImageOps.fit(source, size, Image.Resampling.LANCZOS)
     if kind == "icon":
         return ImageOps.pad(source, size, Image.Resampling.LANCZOS, color=(0, 0, 0, 0))
-    width, height = _logo_size(source.size)
+    width, height = _fitted_size(source.size, (box_width, box_height))
     return source.resize((width * scale, height * scale), Image.Resampling.LANCZOS)
 
 
-def _logo_size(size: tuple[int, int]) -> tuple[int, int]:
-    """The logo's @1x size: the largest that fits 160x50 pt keeping the aspect ratio."""
+def _fitted_size(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """A logo's @1x size: the largest that fits its box keeping the aspect ratio."""
     width, height = size
-    box_width, box_height = IMAGE_BOXES["logo"]
-    ratio = min(box_width / width, box_height / height)
+    ratio = min(box[0] / width, box[1] / height)
     return max(1, round(width * ratio)), max(1, round(height * ratio))
 
 

@@ -18,7 +18,8 @@ FIELDS = {
 
 def personalization_files(description: str, fields: tuple[str, ...] = ("name", "email"),
                           terms: str | None = None, logo_files: dict[str, bytes] | None = None) -> dict[str, bytes]:
-    """`personalization.json` plus `personalizationLogo*.png` (Apple: 150 x 40 pt) for a pass's files."""
+    """`personalization.json` plus the `personalizationLogo*.png` files (Apple: at most 150 x 40 pt; make them
+    with `prepare_image("personalizationLogo", ...)`)."""
     unknown = set(fields) - set(FIELDS)
     if unknown or not fields:
         raise ValueError(f"fields must be a non-empty subset of {', '.join(FIELDS)}")
@@ -26,8 +27,7 @@ def personalization_files(description: str, fields: tuple[str, ...] = ("name", "
     if terms:
         document["termsAndConditions"] = terms
     files = {"personalization.json": json.dumps(document, ensure_ascii=False).encode()}
-    for name, data in (logo_files or {}).items():
-        files[name.replace("logo", "personalizationLogo", 1)] = data
+    files.update(logo_files or {})
     return files
 
 

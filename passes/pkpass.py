@@ -62,14 +62,22 @@ class PassPackager:
 
     def package(self, pass_json: dict, signer, extra_files: dict[str, bytes] | None = None) -> bytes:
         """The .pkpass for one pass; `extra_files` are per-pass assets added to the static ones."""
+        contents, manifest = self._contents(pass_json, extra_files)
+        contents.update({"manifest.json": manifest, "signature": signer.sign(manifest)})
+        return self._zip([self._entry(name, data) for name, data in contents.items()])
+
+    def content_digest(self, pass_json: dict, extra_files: dict[str, bytes] | None = None) -> str:
+        """SHA-256 of the manifest `package` would sign: equal digests, equal pass contents (a cache key)."""
+        return hashlib.sha256(self._contents(pass_json, extra_files)[1]).hexdigest()
+
+    def _contents(self, pass_json: dict, extra_files: dict[str, bytes] | None) -> tuple[dict[str, bytes], bytes]:
+        """The per-pass files and the manifest over them and the static assets."""
         extra_files = extra_files or {}
         _check_asset_names(extra_files)
         if not extra_files.keys().isdisjoint(self._hashes):
             raise ValueError(f"extra_files repeat static assets: {sorted(extra_files.keys() & self._hashes)}")
         contents = {"pass.json": pass_json_bytes(pass_json), **extra_files}
-        manifest = manifest_bytes(contents, self._hashes)
-        contents.update({"manifest.json": manifest, "signature": signer.sign(manifest)})
-        return self._zip([self._entry(name, data) for name, data in contents.items()])
+        return contents, manifest_bytes(contents, self._hashes)
 
     def _entry(self, name: str, data: bytes) -> _ZipEntry:
         """One zip member, stamped with this packager's modification time."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -41,6 +42,13 @@ def cert_chain(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
+    with fresh_database(tmp_path_factory) as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(tmp_path_factory):
+    """A new, migrated database: SQLite in a temporary folder, or a new PostgreSQL database dropped after."""
     base = os.environ.get("PUNCHPASS_TEST_DATABASE_URL")
     if not base:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
@@ -53,10 +61,20 @@ def database_url(tmp_path_factory) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(base).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
     upgrade_database(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def private_env(test_env, tmp_path_factory) -> dict:
+    """test_env on a database of its own, for tests that change settings every card carries: such a start-up
+    re-issues every card in its database, which must not reach the other tests' cards."""
+    with fresh_database(tmp_path_factory) as url:
+        yield {**test_env, "DATABASE_URL": url}
 
 
 @pytest.fixture(scope="session")

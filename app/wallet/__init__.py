@@ -15,7 +15,8 @@ from sqlalchemy import delete, or_, select
 from app import app_config, db_session
 from app.cards import pkpass_response
 from app.domain.members import apply_personalization
-from app.models import DeviceLog, DeviceRegistration, Member, Program
+from app.domain.passupdates import last_modified, unchanged_since
+from app.models import DeviceLog, DeviceRegistration, Member, Program, utcnow
 from passes.personalization import read_personalization
 
 bp = Blueprint("wallet", __name__, url_prefix="/wallet/v1")
@@ -27,7 +28,7 @@ MAX_LOG_LINES, MAX_LOG_LINE = 50, 1000
 def register(device_id: str, pass_type_id: str, serial: str):
     """201 for a new registration, 200 when the device was already registered (its push token is updated)."""
     member = _authenticated_member(pass_type_id, serial)
-    body = request.get_json(silent=True)
+    body = _json_body()
     push_token = body.get("pushToken") if isinstance(body, dict) else None
     if not isinstance(push_token, str) or not 0 < len(push_token) <= 200 or len(device_id) > 128:
         return _plain(400, "pushToken is required")
@@ -77,9 +78,9 @@ def latest_pass(pass_type_id: str, serial: str):
     """The current pass, or 304 when it has not changed since `If-Modified-Since`."""
     member = _authenticated_member(pass_type_id, serial)
     since = request.if_modified_since
-    if since is not None and member.card_modified_at.replace(microsecond=0) <= since:
+    if since is not None and unchanged_since(member, since):
         response = _plain(304)
-        response.last_modified = member.card_modified_at
+        response.last_modified = last_modified(member, utcnow())
         return response
     return pkpass_response(db_session(), member)
 
@@ -92,7 +93,7 @@ def personalize(pass_type_id: str, serial: str):
     if member is None:
         return _plain(404)
     try:
-        token, info = read_personalization(request.get_json(silent=True))
+        token, info = read_personalization(_json_body())
     except ValueError as error:
         return _plain(400, str(error))
     session = db_session()
@@ -106,7 +107,7 @@ def personalize(pass_type_id: str, serial: str):
 @bp.post("/log")
 def device_log():
     """Devices report why an update failed here; kept short and bounded so it cannot fill the database."""
-    body = request.get_json(silent=True)
+    body = _json_body()
     lines = body.get("logs") if isinstance(body, dict) else None
     if not isinstance(lines, list):
         return _plain(400, "logs must be a list of strings")
@@ -135,6 +136,11 @@ def _member(pass_type_id: str, serial: str) -> Member | None:
     if pass_type_id != app_config().apple.pass_type_id:
         return None
     return db_session().scalar(select(Member).where(Member.serial_number == serial))
+
+
+def _json_body():
+    """Devices' JSON, whatever Content-Type they send (Apple does not promise one); None when it is not JSON."""
+    return request.get_json(force=True, silent=True)
 
 
 def _plain(status: int, text: str = "") -> Response:

@@ -54,8 +54,8 @@ def test_key_of_another_certificate_stops_start_up(test_env, tmp_path):
         create_app(load_config({**test_env, "APPLE_PASS_KEY": str(other["pass_key"])}))
 
 
-def test_without_apple_settings_development_uses_a_generated_chain(test_env, tmp_path):
-    env = {k: v for k, v in test_env.items() if not k.startswith("APPLE_")}
+def test_without_apple_settings_development_uses_a_generated_chain(private_env, tmp_path):
+    env = {k: v for k, v in private_env.items() if not k.startswith("APPLE_")}
     config = load_config({**env, "PUNCHPASS_INSTANCE": str(tmp_path)})
     app = create_app(config)
     assert config.apple.dev_chain and config.apple.pass_cert.is_file()

@@ -23,8 +23,8 @@ def nfc_key() -> str:
 
 
 @pytest.fixture
-def enrolling_app(test_env, nfc_key):
-    app = create_app(load_config({**test_env, "APPLE_NFC_PUBLIC_KEY": nfc_key, "APPLE_PERSONALIZATION": "on"}),
+def enrolling_app(private_env, nfc_key):
+    app = create_app(load_config({**private_env, "APPLE_NFC_PUBLIC_KEY": nfc_key, "APPLE_PERSONALIZATION": "on"}),
                      testing=True)
     yield app
     app.extensions["punchpass"]["engine"].dispose()
@@ -97,3 +97,22 @@ def test_personalization_without_an_nfc_key_stops_start_up(test_env):
 def test_a_malformed_nfc_key_stops_start_up(test_env):
     with pytest.raises(ConfigError, match="APPLE_NFC_PUBLIC_KEY"):
         load_config({**test_env, "APPLE_NFC_PUBLIC_KEY": "bm90IGEga2V5"})
+
+
+def test_sign_up_logo_fits_apples_150_by_40_box_even_for_a_wide_logo(enrolling_app):
+    from PIL import Image
+    from tests.factories import make_png
+    client = enrolling_app.test_client()
+    _, key = make_merchant(enrolling_app)
+    program = make_program(client, key)
+    upload = client.put(f"/api/v1/programs/{program['id']}/images/logo", headers=auth(key),
+                        data={"file": (io.BytesIO(make_png(640, 160)), "wide.png")})
+    assert upload.status_code == 200, upload.get_json()
+    member = make_member(client, key, program["id"])
+    archive = zipfile.ZipFile(io.BytesIO(client.get(f"/api/v1/members/{member['id']}/pass.pkpass",
+                                                    headers=auth(key)).data))
+    for scale, name in ((1, "personalizationLogo.png"), (2, "personalizationLogo@2x.png"),
+                        (3, "personalizationLogo@3x.png")):
+        width, height = Image.open(io.BytesIO(archive.read(name))).size
+        assert width <= 150 * scale and height <= 40 * scale, (name, width, height)
+        assert width == 150 * scale or height == 40 * scale, (name, width, height)  # as large as fits

@@ -87,28 +87,6 @@ def test_serials_for_an_unknown_device_is_204(client):
     assert serials(client, "never-registered").status_code == 204
 
 
-def test_pass_download_has_last_modified_and_304_when_unchanged(client, card):
-    register(client, card)
-    response = fetch(client, card)
-    assert response.status_code == 200
-    assert response.mimetype == "application/vnd.apple.pkpass"
-    assert _pass_json(response.data)["storeCard"]["primaryFields"][0]["value"] == 10
-    modified = response.headers["Last-Modified"]
-    assert fetch(client, card, **{"If-Modified-Since": modified}).status_code == 304
-    earn(client, card["key"], card["member"]["id"], points=5)
-    newer = fetch(client, card, **{"If-Modified-Since": modified})
-    assert newer.status_code == 200
-    assert _pass_json(newer.data)["storeCard"]["primaryFields"][0]["value"] == 15
-
-
-def test_two_updates_in_one_second_still_get_distinct_last_modified(client, card):
-    before = fetch(client, card).last_modified
-    earn(client, card["key"], card["member"]["id"], points=1)
-    earn(client, card["key"], card["member"]["id"], points=1)
-    after = fetch(client, card, **{"If-Modified-Since": before.strftime("%a, %d %b %Y %H:%M:%S GMT")})
-    assert after.status_code == 200 and after.last_modified >= before + timedelta(seconds=2)
-
-
 def test_serial_and_token_never_change_across_updates(client, card):
     earn(client, card["key"], card["member"]["id"], points=7)
     pass_json = _pass_json(fetch(client, card).data)
