@@ -49,6 +49,12 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     return app
 
 
+def check_settings(config: Config | None = None) -> None:
+    """Everything `create_app` checks before it touches the database: settings and certificates. Raises
+    ConfigError naming the setting."""
+    _signer(config or load_config())
+
+
 def _register_blueprints(app: APIFlask) -> None:
     from app.api import blueprints
     from app.pages import bp as pages_bp

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,6 +61,7 @@ def load_config(environ: dict | None = None) -> Config:
     host = env.get("HOST", "127.0.0.1")
     port = _int_setting(env, "PORT", 5000)
     public_base_url = _url_setting(env, "PUBLIC_BASE_URL", f"http://{host}:{port}").rstrip("/")
+    _check_web_service_scheme(public_base_url, _bool_setting(env, "APPLE_ALLOW_HTTP_WEB_SERVICE"))
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'punchpass.db'}"
     if "://" not in database_url:
         raise ConfigError(f"DATABASE_URL: expected a URL such as postgresql://user@host/db, got {database_url!r}")
@@ -151,6 +153,28 @@ def _url_setting(env: dict, name: str, default: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{name}: expected an http(s) URL, got {value!r}")
     return value
+
+
+def _check_web_service_scheme(public_base_url: str, allow_http: bool) -> None:
+    """Apple (Wallet Developer Guide, "Updating a pass"): the web service must use HTTPS; only a device with
+    the developer setting "Allow HTTP Services" talks to plain http. Cards that point at http on a public host
+    are never registered, so refuse to start rather than ship them."""
+    parts = urlsplit(public_base_url)
+    if parts.scheme == "https" or allow_http or is_loopback_host(parts.hostname or ""):
+        return
+    raise ConfigError(f"PUBLIC_BASE_URL: Apple Wallet only registers cards whose web service is https, got "
+                      f"{public_base_url!r}; use https, a loopback address for local development, or "
+                      "APPLE_ALLOW_HTTP_WEB_SERVICE=on for an iPhone with the developer setting")
+
+
+def is_loopback_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _normalise_database_url(url: str) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Decimal, Email, File, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import ValidationError, validates_schema
 
-COLOR = Regexp(r"^#[0-9A-Fa-f]{6}$", error="Must be a colour like #1F2937.")
 LOCALES = ("en", "ja", "ko")
 BARCODE_FORMATS = ("qr", "pdf417", "aztec", "code128")
 MAX_POINTS = 10_000_000
@@ -26,10 +27,30 @@ def _points(**kwargs):
     return Integer(strict=True, validate=Range(min=1, max=MAX_POINTS), **kwargs)
 
 
+class Colour(String):
+    """`#RRGGBB`, or Apple's own `rgb(r, g, b)` (what pass designers show); stored as `#RRGGBB`."""
+
+    _HEX = re.compile(r"#[0-9A-Fa-f]{6}")
+    _RGB = re.compile(r"rgb\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)")
+    _ERROR = "Must be a colour like #1F2937 or rgb(31, 41, 55)."
+
+    def __init__(self, **kwargs):
+        super().__init__(metadata={"example": "#1F2937"}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if self._HEX.fullmatch(text):
+            return text
+        rgb = self._RGB.fullmatch(text)
+        if rgb and all(int(part) <= 255 for part in rgb.groups()):
+            return "#" + "".join(f"{int(part):02X}" for part in rgb.groups())
+        raise ValidationError(self._ERROR)
+
+
 class BrandingIn(Schema):
-    background_color = String(validate=COLOR)
-    foreground_color = String(validate=COLOR)
-    label_color = String(validate=COLOR)
+    background_color = Colour()
+    foreground_color = Colour()
+    label_color = Colour()
     logo_text = String(validate=Length(max=60), allow_none=True)
 
 

@@ -74,3 +74,31 @@ def test_command_line_prints_one_line_naming_the_setting_and_exits_2(test_env):
 def test_private_key_password_is_not_in_the_config_repr(test_env):
     config = load_config({**test_env, "APPLE_PASS_KEY_PASSWORD": "hunter2-secret"})
     assert "hunter2-secret" not in repr(config)
+
+
+@pytest.mark.parametrize("url", ["http://loyalty.example.com", "http://192.168.1.20:5000"])
+def test_http_web_service_on_a_public_host_stops_start_up(test_env, url):
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
+        load_config({**test_env, "PUBLIC_BASE_URL": url})
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:5000", "http://localhost:8000", "http://[::1]:5000",
+                                 "http://127.0.0.2", "https://loyalty.example.com"])
+def test_https_or_loopback_web_service_starts(test_env, url):
+    assert load_config({**test_env, "PUBLIC_BASE_URL": url}).web_service_url == url + "/wallet"
+
+
+def test_http_on_a_lan_host_starts_when_explicitly_allowed(test_env):
+    env = {**test_env, "PUBLIC_BASE_URL": "http://192.168.1.20:5000", "APPLE_ALLOW_HTTP_WEB_SERVICE": "on"}
+    assert load_config(env).public_base_url == "http://192.168.1.20:5000"
+
+
+def test_gunicorn_prints_one_line_naming_public_base_url_and_does_not_start(test_env):
+    project_root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, **test_env, "PUBLIC_BASE_URL": "http://loyalty.example.com"}
+    result = subprocess.run([str(PUNCHPASS.parent / "gunicorn"), "wsgi:app"], cwd=project_root, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if line.startswith("punchpass:")]
+    assert len(ours) == 1 and "PUBLIC_BASE_URL" in ours[0], result.stderr
+    assert "Traceback" not in result.stderr and "Booting worker" not in result.stderr

@@ -125,3 +125,21 @@ def balance(client, key: str, member_id: int) -> int:
 
 def transactions(client, key: str, member_id: int) -> list[dict]:
     return client.get(f"/api/v1/members/{member_id}/transactions", headers=auth(key)).get_json()["data"]
+
+
+@pytest.mark.parametrize("colour, stored", [("rgb(16, 32, 48)", "#102030"), ("rgb(255,255,255)", "#FFFFFF"),
+                                            ("#a0b1c2", "#a0b1c2")])
+def test_colours_accept_apples_rgb_notation_and_hex(app, client, colour, stored):
+    _, admin_key = make_merchant(app)
+    response = client.post("/api/v1/programs", json={"name": "Colours", "branding": {"label_color": colour}},
+                           headers=auth(admin_key))
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["branding"]["label_color"] == stored
+
+
+@pytest.mark.parametrize("colour", ["rgb(256, 0, 0)", "rgb(1, 2)", "#12345", "#1F2937\n", "rgba(1, 2, 3, 0.5)"])
+def test_malformed_colour_is_422_naming_the_field(app, client, colour):
+    _, admin_key = make_merchant(app)
+    response = client.post("/api/v1/programs", json={"name": "Colours", "branding": {"label_color": colour}},
+                           headers=auth(admin_key))
+    assert "branding.label_color" in assert_problem(response, 422)["errors"]

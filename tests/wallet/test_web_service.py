@@ -141,3 +141,13 @@ def _strings(pkpass: bytes) -> dict:
     archive = zipfile.ZipFile(io.BytesIO(pkpass))
     return {name.split(".")[0]: read_strings(archive.read(name)) for name in archive.namelist()
             if name.endswith("pass.strings")}
+
+
+def test_register_and_log_accept_json_sent_without_a_content_type(app, client, card):
+    """Apple promises a JSON body, not a Content-Type header."""
+    path = f"/wallet/v1/devices/{card['device']}/registrations/{TEST_PASS_TYPE_ID}/{card['serial']}"
+    response = client.post(path, data=json.dumps({"pushToken": PUSH_TOKEN}),
+                           headers={"Authorization": f"ApplePass {card['token']}", "Content-Type": "text/plain"})
+    assert response.status_code == 201
+    assert serials(client, card["device"]).get_json()["serialNumbers"] == [card["serial"]]
+    assert client.post("/wallet/v1/log", data=json.dumps({"logs": ["plain text body"]})).status_code == 200
