@@ -29,7 +29,7 @@ from sqlalchemy import select, text
 
 from app.domain.passupdates import PROGRAM_REFRESH
 from app.models import OutboxEvent, utcnow
-from bench.harness import (REDIS_URL, CpuMeter, FakeAPNsProcess, RssSampler, app_env, app_in_process,
+from bench.harness import (REDIS_URL, ROOT, CpuMeter, FakeAPNsProcess, RssSampler, app_env, app_in_process,
                            bulk_insert, exit_on_sigterm, flushed_redis, format_cpu, free_port, fresh_database,
                            job_started, machine, make_merchant_key, memory_kb, merchant_headers, named_processes,
                            push_batches, run_folder, start_workers, stop_dispatch, stop_process, traced_peak,
@@ -282,9 +282,10 @@ def report_profile(profile: dict) -> None:
     if snapshot is None:
         return
     print(f"largest holders in the snapshot nearest the peak ({profile['snapshot_size'] / 2**20:.1f} MB traced):")
+    ours = (f"{ROOT}/", f"{sys.prefix}/")  # this checkout and its virtualenv, which may live in another checkout
     for stat in snapshot.statistics("traceback")[:6]:
         frames = [f"{frame.filename.replace(str(Path.cwd()) + '/', '')}:{frame.lineno}"
-                  for frame in stat.traceback if "/work/main/" in frame.filename or "sqlalchemy" in frame.filename]
+                  for frame in stat.traceback if frame.filename.startswith(ours) or "sqlalchemy" in frame.filename]
         print(f"  {stat.size / 2**20:7.1f} MB in {stat.count:,} blocks  " + " <- ".join(frames[-4:][::-1]))
 
 
