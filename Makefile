@@ -28,10 +28,10 @@ test: install
 
 ## make bench: the figures in docs/performance.md (needs PostgreSQL and Redis on loopback for latency/fanout)
 bench: install
-	$(BIN)/python bench/sign.py
-	$(BIN)/python bench/apns.py
-	$(BIN)/python bench/latency.py
-	$(BIN)/python bench/fanout.py
+	$(BIN)/python -m bench.sign
+	$(BIN)/python -m bench.apns
+	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.fanout
 
 clean:
 	rm -rf $(VENV) instance *.egg-info

@@ -3,7 +3,7 @@
 The fake (tests/fakes/apns.py, count-only) runs in its own process so this process's CPU
 is the client's alone. Both clients use one connection and up to 1,000 pushes in flight.
 
-    .venv/bin/python bench/apns.py [--pushes 20000]
+    .venv/bin/python -m bench.apns [--pushes 20000]
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from passes.devcerts import make_test_chain  # noqa: E402
-from workers.apns import APNsClient  # noqa: E402
+from bench.harness import ROOT, cpu_seconds
+from passes.devcerts import make_test_chain
+from workers.apns import APNsClient
 
 TOPIC = "pass.dev.punchpass"
 IN_FLIGHT = 1000
@@ -37,18 +35,12 @@ def start_fake(certs: dict[str, Path]) -> tuple[subprocess.Popen, int]:
     return process, int(process.stdout.readline())
 
 
-def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of another process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure(run, fake_pid: int) -> dict[str, float]:
     """Wall time, this process's CPU and the fake's CPU for one call of run()."""
-    wall, cpu, fake_cpu = time.perf_counter(), time.process_time(), process_cpu(fake_pid)
+    wall, cpu, fake_cpu = time.perf_counter(), time.process_time(), cpu_seconds(fake_pid)
     run()
     return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
-            "fake_cpu": process_cpu(fake_pid) - fake_cpu}
+            "fake_cpu": cpu_seconds(fake_pid) - fake_cpu}
 
 
 def bench_ours(port: int, certs, tokens: list[str], fake_pid: int) -> dict[str, float]:
@@ -84,10 +76,10 @@ def bench_aioapns(port: int, certs, tokens: list[str], fake_pid: int) -> dict[st
         apns = APNs(client_cert=combined_pem, topic=TOPIC, use_sandbox=False, ssl_context=context,
                     max_connections=1)
         await push_all(apns, tokens[:200])
-        wall, cpu, fake_cpu = time.perf_counter(), time.process_time(), process_cpu(fake_pid)
+        wall, cpu, fake_cpu = time.perf_counter(), time.process_time(), cpu_seconds(fake_pid)
         results = await push_all(apns, tokens)
         stats = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
-                 "fake_cpu": process_cpu(fake_pid) - fake_cpu}
+                 "fake_cpu": cpu_seconds(fake_pid) - fake_cpu}
         apns.pool.close()
         await asyncio.sleep(0.1)
         return stats, results
@@ -109,6 +101,7 @@ def report(name: str, pushes: int, stats: dict[str, float]) -> float:
 
 
 def main() -> int:
+    """Both clients against the same fake in one run, so their figures compare."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pushes", type=int, default=20_000)
     args = parser.parse_args()

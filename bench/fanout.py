@@ -4,9 +4,10 @@ Members and device registrations are written with bulk SQL (COPY on PostgreSQL, 
 through the API. The worker and the fake APNs (recording each push's arrival) run as their own processes.
 The update is a PATCH of the program's branding through the API — the app runs in this process behind
 Flask's test client and, like the web app, enqueues the committed `program_refresh` outbox event on Redis
-DB 14. Reports pushes/s, total time, and the worker's resident memory before and at its peak (VmHWM).
+DB 14 (or PUNCHPASS_BENCH_REDIS). Reports pushes/s, total time, and the worker's resident memory before and at
+its peak (VmHWM).
 
-    .venv/bin/python bench/fanout.py [--devices 100000] [--tracemalloc]
+    .venv/bin/python -m bench.fanout [--devices 100000] [--tracemalloc]
 
 --tracemalloc then stops the worker and delivers one more refresh in this process under tracemalloc, printing
 what holds Python memory at the peak (much slower; not part of the figures above it).
@@ -15,10 +16,8 @@ what holds Python memory at the peak (much slower; not part of the figures above
 from __future__ import annotations
 
 import argparse
-import re
 import secrets
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -26,42 +25,22 @@ from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
-# latency.py holds the harness (fake APNs process, fresh database, child processes, /proc readings); it also
-# puts the project root on sys.path, so it comes first.
-from latency import (REDIS_URL, CpuMeter, FakeAPNsProcess, app_env, exit_on_sigterm, flushed_redis,  # noqa: I001
-                     format_cpu, free_port, fresh_database, keep_logs, machine, make_merchant_key, memory_kb,
-                     named_processes, print_logs, start_workers, stop_process, wait_for_outbox)
+from sqlalchemy import select, text
 
-from sqlalchemy import select, text  # noqa: E402
-
-from app import create_app  # noqa: E402
-from app.config import load_config  # noqa: E402
-from app.domain.passupdates import PROGRAM_REFRESH  # noqa: E402
-from app.models import OutboxEvent, utcnow  # noqa: E402
-from passes import make_test_chain  # noqa: E402
+from app.domain.passupdates import PROGRAM_REFRESH
+from app.models import OutboxEvent, utcnow
+from bench.harness import (REDIS_URL, ROOT, CpuMeter, FakeAPNsProcess, RssSampler, app_env, app_in_process,
+                           bulk_insert, exit_on_sigterm, flushed_redis, format_cpu, free_port, fresh_database,
+                           job_started, machine, make_merchant_key, memory_kb, merchant_headers, named_processes,
+                           push_batches, run_folder, start_workers, stop_dispatch, stop_process, traced_peak,
+                           wait_for_outbox)
+from passes import make_test_chain
 
 TARGET_PEAK_MB = 150
 MEMBER_COLUMNS = ("program_id", "merchant_id", "name", "locale", "referral_code", "points_balance", "held_points",
                   "lifetime_points", "serial_number", "auth_token", "barcode_token", "download_token",
                   "pass_version", "pass_update_tag", "pass_updated_at", "created_at")
 DEVICE_COLUMNS = ("device_library_id", "push_token", "member_id", "created_at", "updated_at")
-
-
-def bulk_insert(engine, table: str, columns: tuple[str, ...], rows) -> None:
-    """COPY on PostgreSQL, executemany on SQLite: straight into the table, no ORM, no API."""
-    raw = engine.raw_connection()
-    try:
-        if engine.dialect.name == "postgresql":
-            with raw.driver_connection.cursor() as cursor:
-                with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-        else:
-            marks = ", ".join("?" * len(columns))
-            raw.cursor().executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-        raw.commit()
-    finally:
-        raw.close()
 
 
 def seed_devices(engine, program_id: int, count: int) -> float:
@@ -83,27 +62,6 @@ def seed_devices(engine, program_id: int, count: int) -> float:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE members; ANALYZE device_registrations"))
     return time.monotonic() - started
-
-
-class RssSampler(threading.Thread):
-    """VmRSS of a process every `interval` seconds, in a daemon thread, until stop()."""
-
-    def __init__(self, pid: int, interval: float = 0.1):
-        super().__init__(name="rss-sampler", daemon=True)
-        self.pid, self.interval, self.samples = pid, interval, []
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        while not self._done.wait(self.interval):
-            try:
-                self.samples.append((time.time(), memory_kb(self.pid)["VmRSS"]))
-            except (OSError, KeyError):
-                return
-
-    def stop(self) -> list[tuple[float, int]]:
-        self._done.set()
-        self.join()
-        return self.samples
 
 
 class EarnProbe(threading.Thread):
@@ -132,11 +90,8 @@ class EarnProbe(threading.Thread):
         return self.calls
 
 
-def merchant_headers(key: str) -> dict:
-    return {"Authorization": f"Bearer {key}", "Idempotency-Key": str(uuid.uuid4())}
-
-
 def create(client, key: str, path: str, body: dict) -> dict:
+    """POST through the test client as the merchant; anything but 201 stops the run."""
     response = client.post(path, json=body, headers=merchant_headers(key))
     if response.status_code != 201:
         raise RuntimeError(f"POST {path} answered {response.status_code}: {response.get_data(as_text=True)[:300]}")
@@ -144,6 +99,7 @@ def create(client, key: str, path: str, body: dict) -> dict:
 
 
 def refresh_event(engine, program_id: int) -> OutboxEvent | None:
+    """The program's latest program_refresh outbox row: the fan-out's state."""
     with engine.connect() as conn:
         return conn.execute(select(OutboxEvent).where(OutboxEvent.kind == PROGRAM_REFRESH,
                                                       OutboxEvent.program_id == program_id)
@@ -171,25 +127,8 @@ def patch_branding(client, key: str, program_id: int, colour: str) -> tuple[floa
     return started, time.time()
 
 
-def push_batches(log: Path) -> list[tuple[float, int, float]]:
-    """(end time, pushes, seconds) of each push_many call, from the worker's log lines of workers.apns."""
-    pattern = re.compile(r"workers\.apns: .*?: (\d+) pushes in ([\d.]+) s")
-    return [(log_time(line), int(m.group(1)), float(m.group(2)))
-            for line in log.read_text().splitlines() if (m := pattern.search(line))]
-
-
-def job_started(log: Path, event_id: int) -> float | None:
-    """When rq started the job of an outbox event, from the worker's log."""
-    marker = f"workers.jobs.deliver({event_id}) (outbox-{event_id})"
-    return next((log_time(line) for line in log.read_text().splitlines() if line.endswith(marker)), None)
-
-
-def log_time(line: str) -> float:
-    """The logging module's default asctime (local time, milliseconds) as time.time()."""
-    return time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")) + int(line[20:23]) / 1000
-
-
 def run(args, workdir: Path, stack: ExitStack) -> dict:
+    """Seed, start and warm the worker, PATCH the branding, and read everything until the fan-out settles."""
     certs = make_test_chain(workdir / "certs")
     fake = stack.enter_context(FakeAPNsProcess(certs, workdir))
     redis = stack.enter_context(flushed_redis())
@@ -197,8 +136,7 @@ def run(args, workdir: Path, stack: ExitStack) -> dict:
         raise RuntimeError("punchpass worker needs Redis")
     database_url, database = stack.enter_context(fresh_database(workdir))
     env = app_env(certs, database_url, workdir, fake.port, free_port(), REDIS_URL)
-    app = create_app(load_config(env))  # the API, in this process; its relay enqueues on Redis
-    engine = app.extensions["punchpass"]["engine"]
+    app, engine = app_in_process(env)  # the API, in this process; its relay enqueues on Redis
     stack.callback(engine.dispose)
     client, key = app.test_client(), make_merchant_key(database_url)
     program = create(client, key, "/api/v1/programs", {"name": "Fan-out Beans"})
@@ -249,36 +187,18 @@ def enroll_bystander(engine, client, key: str) -> dict:
 
 def profile_in_process(app, engine, client, key: str, program_id: int) -> dict:
     """Deliver one more refresh here, as the worker would, under tracemalloc; the top holders at the peak."""
-    import tracemalloc
-
     from workers.apns import close_shared_clients
     from workers.jobs import deliver_event
-    app.extensions["punchpass"]["dispatch"] = None  # nobody else may take this event
+    stop_dispatch(app)  # nobody else may take this event
     patch_branding(client, key, program_id, "#445566")
     event_id = refresh_event(engine, program_id).id
-    tracemalloc.start(12)
-    peak = {"size": 0, "snapshot": None}
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.wait(0.25):
-            current = tracemalloc.get_traced_memory()[0]
-            if current > peak["size"] * 1.05:
-                peak["size"], peak["snapshot"] = current, tracemalloc.take_snapshot()
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    outcome = deliver_event(app, event_id)
-    stop.set()
-    watcher.join()
-    traced_peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    profile = traced_peak(lambda: deliver_event(app, event_id))
     close_shared_clients()
-    return {"outcome": outcome, "traced_peak": traced_peak, "snapshot": peak["snapshot"],
-            "snapshot_size": peak["size"]}
+    return profile
 
 
 def report(result: dict, args) -> None:
+    """The figures docs/performance.md quotes, one aspect per line."""
     fake, event = result["fake"], result["event"]
     window = lambda t: result["started"] <= t <= result["settled"]  # noqa: E731 (not the profile's pushes)
     fanned = {token: [t for t in times if window(t)] for token, times in fake["arrivals"].items()
@@ -301,6 +221,16 @@ def report(result: dict, args) -> None:
         per_second = Counter(int(t - first) for t in arrivals)
         print("  pushes in each second from the first: " + " ".join(
             f"{per_second[s]:,}" for s in range(int(last - first) + 1)))
+    report_worker_log(result)
+    print(f"  {format_cpu(result['cpu'])}")
+    report_bystander(result)
+    report_memory(result)
+    if "profile" in result:
+        report_profile(result["profile"])
+
+
+def report_worker_log(result: dict) -> None:
+    """Where the worker's time went, from its own log: picking the job up, preparing, pushing."""
     job_start = result["job_started"]
     batches = [b for b in result["batches"] if job_start and job_start <= b[0] <= result["settled"] + 0.01]
     if batches:
@@ -312,8 +242,10 @@ def report(result: dict, args) -> None:
               f"{max(n for _, n, _ in batches):,} tokens at most, {pushing:.2f} s inside them "
               f"({sum(n for _, n, _ in batches) / pushing:,.0f} pushes/s there), "
               f"{batches[-1][0] - first_call - pushing:.2f} s between them")
-    print(f"  {format_cpu(result['cpu'])}")
-    report_bystander(result)
+
+
+def report_memory(result: dict) -> None:
+    """The worker's resident memory idle, warmed and at its peak, against the target."""
     idle, before, peak = result["idle"], result["before"], result["peak"]
     top = max((kb for _, kb in result["samples"]), default=0)
     print(f"  worker RSS: {idle['VmRSS'] / 1024:.1f} MB idle after start, {before['VmRSS'] / 1024:.1f} MB after "
@@ -321,8 +253,6 @@ def report(result: dict, args) -> None:
           f"(highest 100 ms sample {top / 1024:.1f} MB); {peak['VmRSS'] / 1024:.1f} MB after")
     verdict = "met" if peak["VmHWM"] / 1024 <= TARGET_PEAK_MB else "NOT met"
     print(f"  target peak RSS <= {TARGET_PEAK_MB} MB: {verdict}")
-    if "profile" in result:
-        report_profile(result["profile"])
 
 
 def report_bystander(result: dict) -> None:
@@ -344,6 +274,7 @@ def report_bystander(result: dict) -> None:
 
 
 def report_profile(profile: dict) -> None:
+    """What held Python memory at the in-process peak (--tracemalloc)."""
     print(f"\ntracemalloc, one more refresh delivered in this process ({profile['outcome']}): traced peak "
           f"{profile['traced_peak'] / 2**20:.1f} MB of Python allocations (this process's RSS is no guide here: "
           f"tracemalloc's own tables inflate it)")
@@ -351,13 +282,15 @@ def report_profile(profile: dict) -> None:
     if snapshot is None:
         return
     print(f"largest holders in the snapshot nearest the peak ({profile['snapshot_size'] / 2**20:.1f} MB traced):")
+    ours = (f"{ROOT}/", f"{sys.prefix}/")  # this checkout and its virtualenv, which may live in another checkout
     for stat in snapshot.statistics("traceback")[:6]:
         frames = [f"{frame.filename.replace(str(Path.cwd()) + '/', '')}:{frame.lineno}"
-                  for frame in stat.traceback if "/work/main/" in frame.filename or "sqlalchemy" in frame.filename]
+                  for frame in stat.traceback if frame.filename.startswith(ours) or "sqlalchemy" in frame.filename]
         print(f"  {stat.size / 2**20:7.1f} MB in {stat.count:,} blocks  " + " <- ".join(frames[-4:][::-1]))
 
 
 def main(argv: list[str] | None = None) -> int:
+    """One fan-out, reported after every process is stopped and the database dropped."""
     exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=100_000, help="registered devices (default 100,000)")
@@ -365,15 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracemalloc", action="store_true", help="then profile one refresh in this process")
     parser.add_argument("--logs", help="copy the worker's and the fake's logs into this folder")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="punchpass-fanout-") as tmp, ExitStack() as stack:
-        try:
-            result = run(args, Path(tmp), stack)
-        except BaseException:
-            print_logs(Path(tmp))
-            raise
-        finally:
-            if args.logs:
-                keep_logs(Path(tmp), Path(args.logs))
+    with run_folder("punchpass-fanout-", Path(args.logs) if args.logs else None) as (workdir, stack):
+        result = run(args, workdir, stack)
     report(result, args)
     return 0
 

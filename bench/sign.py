@@ -1,6 +1,6 @@
 """Passes built + signed per second on one core, against raw RSA and wallet-py3k.
 
-Run: .venv/bin/python bench/sign.py   (single process, about 35 s)
+Run: .venv/bin/python -m bench.sign   (single process, about 35 s)
 
 The card: storeCard pass.json of about 2 KB with barcodes, icon/logo/strip/thumbnail
 PNGs at @1x/@2x/@3x (noisy, about 230 KB together), en/ja/ko pass.strings with 15
