@@ -1,17 +1,30 @@
-"""Application factory. Config is read by `load_config`, never at import time; tests build a fresh app."""
+"""Application factory. Config is read by `load_config`, never at import time; tests build a fresh app.
+
+The app never imports `workers/`: the entry points (`wsgi.py`, `app/cli.py`) connect the outbox relay to rq or
+to the embedded worker (`services(app).relay.connect(...)`)."""
 
 from __future__ import annotations
 
 import logging
 
 from apiflask import APIFlask
-from flask import current_app, g
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.api import blueprints as api_blueprints
+from app.card_assets import CardAssetsCache
+from app.cards import card_settings_fingerprint, load_signer, signer_id
 from app.config import Config, ConfigError, load_config
 from app.db import make_engine, make_session_factory
+from app.domain.passupdates import card_settings_changed
 from app.errors import apiflask_error_processor, register_error_handlers
+from app.pages import bp as pages_bp
+from app.relay import OutboxRelay
+from app.services import EXTENSION, Services, close_db_session
+from app.wallet import bp as wallet_bp
+from passes import CertificateError, PassSigner, make_test_chain
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: Config | None = None, **overrides) -> APIFlask:
@@ -30,21 +43,19 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
         INFO={"description": "Merchant API of Punchpass: programs, members, earn, redeem, checkout. "
                              "Errors are application/problem+json (RFC 9457)."},
     )
-    from app.cards import PackagerCache, signer_id
-    from workers.relay import RQDispatcher, watch_outbox
+    signer = _signer(config)
     engine = make_engine(config.database_url)
     sessions = make_session_factory(engine)
-    signer = _signer(config)
-    state = {"config": config, "engine": engine, "sessions": sessions, "signer": signer,
-             "signer_id": signer_id(signer), "packagers": PackagerCache(), "dispatch": RQDispatcher(config.redis_url) if config.redis_url else None}
-    app.extensions["punchpass"] = state
-    watch_outbox(sessions, state)
+    app.extensions[EXTENSION] = Services(config=config, engine=engine, sessions=sessions, signer=signer,
+                                         signer_id=signer_id(signer), card_assets=CardAssetsCache(),
+                                         relay=OutboxRelay(sessions))
     _reissue_cards_after_a_settings_change(sessions, config)
     app.json.sort_keys = False
     app.error_processor(apiflask_error_processor)
     register_error_handlers(app)
-    app.teardown_appcontext(_close_session)
-    _register_blueprints(app)
+    app.teardown_appcontext(close_db_session)
+    for blueprint in [*api_blueprints, wallet_bp, pages_bp]:
+        app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app
 
@@ -55,18 +66,8 @@ def check_settings(config: Config | None = None) -> None:
     _signer(config or load_config())
 
 
-def _register_blueprints(app: APIFlask) -> None:
-    from app.api import blueprints
-    from app.pages import bp as pages_bp
-    from app.wallet import bp as wallet_bp
-    for blueprint in [*blueprints, wallet_bp, pages_bp]:
-        app.register_blueprint(blueprint)
-
-
-def _signer(config: Config):
+def _signer(config: Config) -> PassSigner:
     """The dev chain is (re)made when missing, expired or for other ids; real credentials are only read and checked."""
-    from app.cards import load_signer
-    from passes import CertificateError, make_test_chain
     apple = config.apple
     if apple.dev_chain:
         make_test_chain(apple.pass_cert.parent, pass_type_id=apple.pass_type_id, team_id=apple.team_id)
@@ -76,11 +77,9 @@ def _signer(config: Config):
         raise ConfigError(str(error)) from None
 
 
-def _reissue_cards_after_a_settings_change(sessions, config: Config) -> None:
+def _reissue_cards_after_a_settings_change(sessions: sessionmaker[Session], config: Config) -> None:
     """Cards carry PUBLIC_BASE_URL, the pass type id, NFC and personalization settings: when these changed
     since the last start, every card gets a new version and every registered device a push."""
-    from app.cards import card_settings_fingerprint
-    from app.domain.passupdates import card_settings_changed
     with sessions() as session:
         try:
             changed = card_settings_changed(session, card_settings_fingerprint(config))
@@ -89,24 +88,8 @@ def _reissue_cards_after_a_settings_change(sessions, config: Config) -> None:
             session.rollback()
             return
         except (OperationalError, ProgrammingError) as error:
-            raise ConfigError(f"DATABASE_URL: the database is not ready ({type(error).__name__}); "
-                              "run `punchpass db upgrade`") from None
+            first_line = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+            raise ConfigError(f"DATABASE_URL: the database is not ready ({first_line}); is it running, and "
+                              "did `punchpass db upgrade` run?") from None
     if changed:
-        logging.getLogger(__name__).info("card settings changed since the last start: every card is re-issued")
-
-
-def app_config() -> Config:
-    return current_app.extensions["punchpass"]["config"]
-
-
-def db_session() -> Session:
-    """One session per request or app context; closed (and rolled back if uncommitted) at teardown."""
-    if "db_session" not in g:
-        g.db_session = current_app.extensions["punchpass"]["sessions"]()
-    return g.db_session
-
-
-def _close_session(_exc) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
+        log.info("card settings changed since the last start: every card is re-issued")

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import ApiKey
+from app.services import db_session
 
 SCOPES = ("admin", "pos")
 ADMIN = ["admin"]
@@ -42,7 +43,6 @@ def issue_api_key(session: Session, merchant_id: int, scope: str) -> str:
 
 @auth.verify_token
 def _verify_token(token: str) -> Caller | None:
-    from app import db_session  # late: the app module imports this one
     if not token:
         return None
     key = db_session().scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(token),

@@ -143,11 +143,14 @@ def seed_demo() -> None:
 def serve(embedded_worker: bool | None) -> None:
     """The development server on HOST:PORT. Production: gunicorn wsgi:app."""
     from app import create_app
+    from workers.embedded import start_embedded_worker
+    from workers.queue import connect_rq
     config = load_config()
     app = create_app(config)
     if embedded_worker if embedded_worker is not None else not config.redis_url:
-        from workers.embedded import start_embedded_worker
         start_embedded_worker(app)
+    else:
+        connect_rq(app)
     app.run(host=config.host, port=config.port, threaded=True, use_reloader=False)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
+from passes.strings import LOCALES
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -68,7 +69,7 @@ class Program(Base):
     label_color: Mapped[str] = mapped_column(String(7), default="#FBBF24")
     logo_text: Mapped[str | None] = mapped_column(String(60), nullable=True)
     barcode_format: Mapped[str] = mapped_column(String(8), default="qr")
-    locales: Mapped[list] = mapped_column(JSON, default=lambda: ["en", "ja", "ko"])
+    locales: Mapped[list] = mapped_column(JSON, default=lambda: list(LOCALES))
     terms: Mapped[str | None] = mapped_column(Text, nullable=True)
     program_info: Mapped[str | None] = mapped_column(Text, nullable=True)
     design_version: Mapped[int] = mapped_column(Integer, default=1)
@@ -146,6 +147,11 @@ class Member(Base):
 
     program: Mapped[Program] = relationship(lazy="joined")
     tier: Mapped[Tier | None] = relationship(lazy="joined")
+
+    @property
+    def available_points(self) -> int:
+        """What the member can spend now: the balance less points held for a checkout."""
+        return self.points_balance - self.held_points
 
 
 class LedgerEntry(Base):

@@ -16,7 +16,6 @@ DEMO_PROGRAM = {
                  "logo_text": "Punchpass Café"},
     "tiers": [{"name": "Bronze", "threshold": 0}, {"name": "Silver", "threshold": 500},
               {"name": "Gold", "threshold": 1500}],
-    "locales": ["en", "ja", "ko"],
     "terms": "Points have no cash value. One card per customer.",
     "program_info": "Earn 10 points for every dollar you spend.",
 }

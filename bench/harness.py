@@ -35,6 +35,7 @@ from sqlalchemy.exc import OperationalError
 from app.config import DEV_PASS_TYPE_ID, DEV_TEAM_ID
 from app.migrate import upgrade_database
 from app.models import OutboxEvent
+from app.services import services
 from tests.fakes.apns import FakeAPNs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,13 +216,15 @@ def app_in_process(env: dict[str, str]):
     """The app built in this process from env (its relay enqueues on REDIS_URL) and its engine."""
     from app import create_app
     from app.config import load_config
+    from workers.queue import connect_rq
     app = create_app(load_config(env))
-    return app, app.extensions["punchpass"]["engine"]
+    connect_rq(app)
+    return app, services(app).engine
 
 
 def stop_dispatch(app) -> None:
     """Commits in this process enqueue nothing from now on, so no worker takes an event we deliver here."""
-    app.extensions["punchpass"]["dispatch"] = None
+    services(app).relay.connect(None)
 
 
 # --- child processes --------------------------------------------------------------------------------------

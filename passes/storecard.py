@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from passes.strings import LOCALES
+
 BARCODE_FORMATS = {
     "qr": "PKBarcodeFormatQR",
     "pdf417": "PKBarcodeFormatPDF417",
@@ -23,7 +25,6 @@ BARCODE_FORMATS = {
 MIN_AUTHENTICATION_TOKEN_LENGTH = 16  # Apple: webServiceURL requires a token of >= 16 chars
 MAX_NFC_MESSAGE_BYTES = 64  # Apple: longer NFC payloads are truncated by the device
 MAX_FRONT_DETAIL_FIELDS = 4  # Apple: store cards show <= 4 secondary + auxiliary fields
-DEFAULT_LOCALES = ("en", "ja", "ko")
 _HEX_COLOUR = re.compile(r"#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})")
 
 
@@ -81,7 +82,7 @@ class StoreCard:
     nfc_message: str | None = None
     nfc_encryption_public_key: str | None = None  # Base64 X.509 SubjectPublicKeyInfo, EC P-256
     nfc_requires_authentication: bool = False
-    locales: tuple[str, ...] = DEFAULT_LOCALES
+    locales: tuple[str, ...] = LOCALES
 
     def __post_init__(self) -> None:
         for name in ("pass_type_id", "team_id", "serial_number", "organization_name",

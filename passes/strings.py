@@ -92,6 +92,8 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
     },
 }
 
+LOCALES: tuple[str, ...] = tuple(TRANSLATIONS)  # the languages a card can speak: en, ja, ko
+
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _UNESCAPES = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t"}
 

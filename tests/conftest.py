@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from app.config import load_config
 from app.migrate import upgrade_database
+from app.services import services
 from passes import make_test_chain
 from tests.factories import TEST_PASS_TYPE_ID, TEST_TEAM_ID
 
@@ -96,7 +97,7 @@ def test_env(cert_chain, database_url, tmp_path_factory) -> dict:
 def app(test_env):
     app = create_app(load_config(test_env), testing=True)
     yield app
-    app.extensions["punchpass"]["engine"].dispose()
+    services(app).engine.dispose()
 
 
 @pytest.fixture
@@ -121,4 +122,4 @@ def live_app(test_env, fake_apns, cert_chain):
     app = create_app(load_config(env), testing=True)
     yield app
     close_shared_clients()
-    app.extensions["punchpass"]["engine"].dispose()
+    services(app).engine.dispose()

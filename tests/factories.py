@@ -11,6 +11,7 @@ from sqlalchemy import update
 
 from app.auth import hash_api_key, issue_api_key
 from app.models import ApiKey, Merchant
+from app.services import services
 
 TEST_PASS_TYPE_ID = "pass.test.punchpass"
 TEST_TEAM_ID = "PUNCHTEST1"
@@ -19,7 +20,7 @@ TEST_TEAM_ID = "PUNCHTEST1"
 def make_merchant(app, name: str = "Test Café") -> tuple[int, str]:
     """A merchant and its admin key."""
     with app.app_context():
-        session = app.extensions["punchpass"]["sessions"]()
+        session = services(app).sessions()
         merchant = Merchant(name=name)
         session.add(merchant)
         session.flush()
@@ -32,7 +33,7 @@ def make_merchant(app, name: str = "Test Café") -> tuple[int, str]:
 
 def make_api_key(app, merchant_id: int, scope: str) -> str:
     with app.app_context():
-        session = app.extensions["punchpass"]["sessions"]()
+        session = services(app).sessions()
         key = issue_api_key(session, merchant_id, scope)
         session.commit()
         session.close()
@@ -90,7 +91,7 @@ def make_png(width: int = 320, height: int = 100) -> bytes:
 
 def revoke_api_key(app, raw_key: str) -> None:
     with app.app_context():
-        session = app.extensions["punchpass"]["sessions"]()
+        session = services(app).sessions()
         session.execute(update(ApiKey).where(ApiKey.key_hash == hash_api_key(raw_key))
                         .values(revoked_at=datetime.now(timezone.utc)))
         session.commit()

@@ -9,10 +9,11 @@ import threading
 
 from flask import Flask
 
+from app.services import services
 from workers.jobs import deliver_event
 from workers.queue import sweep_outbox
 
-log = logging.getLogger("punchpass.embedded")
+log = logging.getLogger(__name__)
 
 
 class EmbeddedWorker:
@@ -27,7 +28,7 @@ class EmbeddedWorker:
             self._ids.put(event_id)
 
     def start(self) -> "EmbeddedWorker":
-        self.app.extensions["punchpass"]["dispatch"] = self.dispatch
+        services(self.app).relay.connect(self.dispatch)
         self._thread.start()
         return self
 

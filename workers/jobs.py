@@ -9,9 +9,10 @@ import random
 from datetime import timedelta
 
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from app import db_session
+from app import create_app
+from app.services import db_session
 from app.domain.passupdates import APPLE_PUSH, PROGRAM_REFRESH
 from app.models import OutboxEvent, utcnow
 from workers import wallet_push
@@ -25,10 +26,20 @@ BACKOFF_BASE, BACKOFF_CAP = 2.0, 600.0  # seconds: 2, 4, 8, ... capped at 10 min
 HANDLERS = {APPLE_PUSH: wallet_push.push_member_pass, PROGRAM_REFRESH: wallet_push.refresh_program}
 
 
+_worker_app: Flask | None = None
+
+
+def use_app(app: Flask) -> None:
+    """The app rq jobs of this process run with (`punchpass worker` sets it at start)."""
+    global _worker_app
+    _worker_app = app
+
+
 def deliver(event_id: int) -> None:
-    """rq entry point: runs in `punchpass worker` with the worker's app."""
-    from workers.queue import worker_app
-    deliver_event(worker_app(), event_id)
+    """rq entry point: runs in `punchpass worker` with the worker's app (made here for a bare `rq worker`)."""
+    if _worker_app is None:
+        use_app(create_app())
+    deliver_event(_worker_app, event_id)
 
 
 def deliver_event(app: Flask, event_id: int) -> str:
@@ -50,14 +61,6 @@ def deliver_event(app: Flask, event_id: int) -> str:
             return _retry_or_bury(session, event_id, f"{type(error).__name__}: {error}")
         _finish(session, event_id, delivered_at=utcnow(), last_error=None)
         return "delivered"
-
-
-def due_event_ids(session, limit: int = 500) -> list[int]:
-    """Pending events whose time has come: new ones the relay missed, retries, expired leases."""
-    now = utcnow()
-    return list(session.scalars(
-        select(OutboxEvent.id).where(OutboxEvent.delivered_at.is_(None), OutboxEvent.dead_at.is_(None),
-                                     OutboxEvent.available_at <= now).order_by(OutboxEvent.id).limit(limit)))
 
 
 def backoff_delay(attempts: int) -> float:

@@ -1,36 +1,67 @@
-"""`punchpass worker`: an rq worker on REDIS_URL plus the outbox sweep.
+"""rq on REDIS_URL: the dispatcher the entry points connect to the outbox relay, and `punchpass worker` (an rq
+worker plus the outbox sweep).
 
-It uses rq's SimpleWorker (no fork per job) so the app, its signer and the APNs connection live for the whole
-process instead of being rebuilt for every job."""
+The worker uses rq's SimpleWorker (no fork per job) so the app, its signer and the APNs connection live for the
+whole process instead of being rebuilt for every job."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from flask import Flask
+from redis import Redis
+from rq import Queue, SimpleWorker
 
+from app import create_app
 from app.config import Config
-from workers.relay import QUEUE_NAME, RQDispatcher
+from app.domain.outbox import due_event_ids
+from app.services import db_session, services
+from workers import jobs
 
-log = logging.getLogger("punchpass.worker")
+log = logging.getLogger(__name__)
+QUEUE_NAME = "punchpass"
 SWEEP_INTERVAL = 5.0  # seconds between looks for events the relay missed and retries that came due
-_app: Flask | None = None
 
 
-def worker_app() -> Flask:
-    """The worker process's app, made on first use."""
-    global _app
-    if _app is None:
-        from app import create_app
-        _app = create_app()
-    return _app
+class RQDispatcher:
+    """Enqueue `workers.jobs.deliver(event_id)` on Redis. When Redis is down the request still succeeds: the
+    error is logged, further attempts pause briefly, and the sweep delivers the rows later."""
+
+    def __init__(self, redis_url: str, pause_after_failure: float = 2.0):
+        self.redis = Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=2)
+        self.queue = Queue(QUEUE_NAME, connection=self.redis)
+        self.pause_after_failure = pause_after_failure
+        self._paused_until = 0.0
+
+    def __call__(self, event_ids: list[int]) -> None:
+        if time.monotonic() < self._paused_until:
+            return
+        try:
+            self.queue.enqueue_many([_job_data(self.queue, event_id) for event_id in event_ids])
+        except Exception as error:  # redis.ConnectionError and friends: the sweep is the safety net
+            self._paused_until = time.monotonic() + self.pause_after_failure
+            log.warning("could not enqueue %d outbox event(s), the sweep will retry: %s", len(event_ids), error)
 
 
-def sweep_outbox(app: Flask, dispatch) -> int:
+def _job_data(queue: Queue, event_id: int):
+    """One rq job per event; the job id makes a re-enqueue of the same event replace, not duplicate, it."""
+    return queue.prepare_data("workers.jobs.deliver", args=(event_id,), job_id=f"outbox-{event_id}",
+                              result_ttl=0, failure_ttl=86400)
+
+
+def connect_rq(app: Flask) -> RQDispatcher | None:
+    """Hand the app's committed outbox rows to rq when REDIS_URL is set (gunicorn, `punchpass worker`)."""
+    redis_url = services(app).config.redis_url
+    dispatcher = RQDispatcher(redis_url) if redis_url else None
+    services(app).relay.connect(dispatcher)
+    return dispatcher
+
+
+def sweep_outbox(app: Flask, dispatch: Callable[[list[int]], None]) -> int:
     """Hand every due event to `dispatch`; returns how many. Safe to run from several workers at once."""
-    from app import db_session
-    from workers.jobs import due_event_ids
     with app.app_context():
         ids = due_event_ids(db_session())
     if ids:
@@ -39,16 +70,13 @@ def sweep_outbox(app: Flask, dispatch) -> int:
 
 
 def run_worker(config: Config) -> None:
-    from rq import SimpleWorker
-
-    from app import create_app
-    global _app
     if not config.redis_url:
         raise SystemExit("punchpass worker needs REDIS_URL (without it, `punchpass serve` runs an embedded worker)")
-    _app = create_app(config)
-    dispatcher = _app.extensions["punchpass"]["dispatch"]  # create_app made the RQDispatcher for REDIS_URL
+    app = create_app(config)
+    jobs.use_app(app)
+    dispatcher = connect_rq(app)
     stop = threading.Event()
-    threading.Thread(target=_sweep_forever, args=(_app, dispatcher, stop), name="outbox-sweep", daemon=True).start()
+    threading.Thread(target=_sweep_forever, args=(app, dispatcher, stop), name="outbox-sweep", daemon=True).start()
     try:
         SimpleWorker([QUEUE_NAME], connection=dispatcher.redis).work(with_scheduler=False)
     finally:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from flask import current_app
 from sqlalchemy import delete, select
 
-from app import app_config
+from app.services import app_config, services
 from app.models import DeviceRegistration, Member, OutboxEvent, Program
 from workers.apns import shared_client
 from workers.errors import DeliveryFailed, RetryLater
@@ -68,6 +67,6 @@ def _push(session, tokens: list[str]) -> None:
 def apns_client():
     """This process's one APNs client: one connection kept open across jobs."""
     apple = app_config().apple
-    signer = current_app.extensions["punchpass"]["signer"]
+    signer = services().signer
     return shared_client(cert_pem=signer.cert_pem, key_pem=signer.key_pem, base_url=apple.apns_base_url,
                          ca_file=str(apple.apns_ca_file) if apple.apns_ca_file else None)

@@ -15,7 +15,7 @@ from flask import make_response, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app import db_session
+from app.services import db_session
 from app.auth import current_caller
 from app.errors import problem
 from app.models import IdempotencyRecord

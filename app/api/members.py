@@ -5,7 +5,7 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 from flask import Response
 
-from app import db_session
+from app.services import db_session
 from app.api.idempotency import idempotent_write
 from app.api.present import member_json, transaction_json
 from app.api.schemas import (AdjustIn, EarnIn, MemberIn, MemberOut, PageQuery, RedeemIn, ReverseIn, TransactionPage,
@@ -113,4 +113,6 @@ def transactions(member_id, page):
                          "content": {"application/vnd.apple.pkpass": {}}}})
 def member_pass(member_id) -> Response:
     session = db_session()
-    return pkpass_response(session, members.get_member(session, current_caller().merchant_id, member_id))
+    response = pkpass_response(session, members.get_member(session, current_caller().merchant_id, member_id))
+    session.commit()
+    return response

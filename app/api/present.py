@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from app import app_config
-from app.domain.rewards import next_reward
-from app.domain.tiers import next_tier
+from app.domain.members import next_goals
 from app.models import LedgerEntry, Member, Program
+from app.services import app_config
 
 
 def member_json(member: Member) -> dict:
-    program = member.program
-    available = member.points_balance - member.held_points
-    upcoming_tier = next_tier(program, member.lifetime_points)
-    upcoming_reward = next_reward(program, available)
+    upcoming_tier, upcoming_reward = next_goals(member)
     return {
         "id": member.id, "program_id": member.program_id, "name": member.name, "email": member.email,
         "external_id": member.external_id, "locale": member.locale,
-        "points_balance": member.points_balance, "held_points": member.held_points, "available_points": available,
+        "points_balance": member.points_balance, "held_points": member.held_points,
+        "available_points": member.available_points,
         "lifetime_points": member.lifetime_points, "tier": member.tier.name if member.tier else None,
-        "next_tier": {"name": upcoming_tier[0].name, "points_needed": upcoming_tier[1]} if upcoming_tier else None,
-        "next_reward": {"name": upcoming_reward.name, "points_needed": upcoming_reward.points_cost - available}
-        if upcoming_reward else None,
+        "next_tier": upcoming_tier._asdict() if upcoming_tier else None,
+        "next_reward": upcoming_reward._asdict() if upcoming_reward else None,
         "serial_number": member.serial_number, "barcode_value": member.barcode_token,
         "referral_code": member.referral_code, "apple_pass_url": apple_pass_url(member),
         "google_save_url": None, "created_at": member.created_at,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from app import db_session
+from app.services import db_session
 from app.api.idempotency import idempotent_write
 from app.api.present import program_json
 from app.api.schemas import ImageUpload, ProgramIn, ProgramOut, ProgramPatch, RewardIn, RewardOut

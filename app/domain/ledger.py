@@ -43,9 +43,8 @@ def redeem_points(session: Session, member: Member, points: int | None = None, *
     cost = reward.points_cost if reward is not None else points
     _check_points(cost)
     member = lock_member(session, member)
-    available = member.points_balance - member.held_points
-    if cost > available:
-        raise InsufficientPoints(f"This needs {cost} points; the member has {available} available.")
+    if cost > member.available_points:
+        raise InsufficientPoints(f"This needs {cost} points; the member has {member.available_points} available.")
     return _append(session, member, "redeem", -cost, reward=reward, reference=reference,
                    reason=reason or (reward.name if reward else None))
 
@@ -56,8 +55,8 @@ def adjust_points(session: Session, member: Member, points: int, *, reason: str,
     if points == 0 or abs(points) > MAX_POINTS:
         raise InvalidInput("points", f"Must be a non-zero whole number up to {MAX_POINTS}.")
     member = lock_member(session, member)
-    if member.points_balance - member.held_points + points < 0:
-        raise InsufficientPoints(f"The member has only {member.points_balance - member.held_points} points.")
+    if member.available_points + points < 0:
+        raise InsufficientPoints(f"The member has only {member.available_points} points.")
     return _append(session, member, "adjust", points, reference=reference, reason=reason)
 
 
@@ -78,7 +77,7 @@ def reverse_entry(session: Session, merchant_id: int, entry_id: int, points: int
     if wanted <= 0 or wanted > remaining:
         raise InvalidInput("points", f"Must be between 1 and {remaining}, the part not yet reversed.")
     if original.points > 0:
-        taken = min(wanted, max(member.points_balance - member.held_points, 0))
+        taken = min(wanted, max(member.available_points, 0))
         if original.kind == "earn":
             member.lifetime_points -= wanted
         entry = _append(session, member, "reversal", -taken, reference=reference, reverses=original,

@@ -9,18 +9,19 @@ from sqlalchemy.orm import Session
 
 from app.domain.errors import Conflict, InvalidInput, NotFound
 from app.domain.passupdates import card_changed
-from app.domain.tiers import retier
+from app.domain.rewards import next_reward
+from app.domain.tiers import next_tier, retier
 from app.models import Member, Program, utcnow
-
-SUPPORTED_LOCALES = ("en", "ja", "ko")
+from passes import Goal
+from passes.strings import LOCALES
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 
 
 def enroll_member(session: Session, program: Program, data: dict) -> Member:
     default_locale = program.locales[0] if program.locales else "en"
     locale = (data.get("locale") or default_locale).split("-")[0].lower()
-    if locale not in SUPPORTED_LOCALES:
-        raise InvalidInput("locale", f"Supported locales are {', '.join(SUPPORTED_LOCALES)}.")
+    if locale not in LOCALES:
+        raise InvalidInput("locale", f"Supported locales are {', '.join(LOCALES)}.")
     if data.get("external_id") and session.scalar(select(Member.id).where(
             Member.program_id == program.id, Member.external_id == data["external_id"])):
         raise Conflict(f"A member with external_id {data['external_id']!r} already exists in this program.")
@@ -48,6 +49,16 @@ def apply_personalization(session: Session, member: Member, info: dict) -> None:
     member.email = info.get("emailAddress") or member.email
     member.personalized_at = utcnow()
     card_changed(session, member)
+
+
+def next_goals(member: Member) -> tuple[Goal | None, Goal | None]:
+    """What the member works towards, as the API and the card show it: the next tier (on lifetime points) and
+    the cheapest reward they cannot afford yet (on available points)."""
+    upcoming_tier = next_tier(member.program, member.lifetime_points)
+    upcoming_reward = next_reward(member.program, member.available_points)
+    return (Goal(upcoming_tier[0].name, upcoming_tier[1]) if upcoming_tier else None,
+            Goal(upcoming_reward.name, upcoming_reward.points_cost - member.available_points)
+            if upcoming_reward else None)
 
 
 def get_member(session: Session, merchant_id: int, member_id: int) -> Member:

@@ -8,6 +8,13 @@ from sqlalchemy.orm import Session
 from app.models import OutboxEvent, utcnow
 
 
+def due_event_ids(session: Session, limit: int = 500) -> list[int]:
+    """Pending events whose time has come: new ones the relay missed, retries, expired leases."""
+    return list(session.scalars(
+        select(OutboxEvent.id).where(OutboxEvent.delivered_at.is_(None), OutboxEvent.dead_at.is_(None),
+                                     OutboxEvent.available_at <= utcnow()).order_by(OutboxEvent.id).limit(limit)))
+
+
 def outbox_summary(session: Session, dead_limit: int = 20) -> dict:
     pending = OutboxEvent.delivered_at.is_(None) & OutboxEvent.dead_at.is_(None)
     waiting, retrying, dead = session.execute(select(

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.cli import cli
 from app.models import ApiKey
+from app.services import services
 from tests.factories import (assert_problem, auth, earn, make_api_key, make_member, make_merchant, make_png,
                              make_program, merchant_api_routes, redeem, revoke_api_key)
 
@@ -72,7 +73,7 @@ def test_api_keys_are_stored_only_as_hashes(app, client):
     merchant_id, admin_key = make_merchant(app)
     till = make_api_key(app, merchant_id, "pos")
     with app.app_context():
-        session = app.extensions["punchpass"]["sessions"]()
+        session = services(app).sessions()
         rows = session.execute(select(ApiKey.__table__).where(ApiKey.merchant_id == merchant_id)).all()
         session.close()
     stored = " ".join(str(value) for row in rows for value in row)

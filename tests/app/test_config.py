@@ -9,6 +9,7 @@ import pytest
 
 from app import create_app
 from app.config import ConfigError, load_config
+from app.services import services
 from passes import make_test_chain
 from tests.factories import TEST_PASS_TYPE_ID, TEST_TEAM_ID
 
@@ -59,8 +60,8 @@ def test_without_apple_settings_development_uses_a_generated_chain(private_env, 
     config = load_config({**env, "PUNCHPASS_INSTANCE": str(tmp_path)})
     app = create_app(config)
     assert config.apple.dev_chain and config.apple.pass_cert.is_file()
-    assert app.extensions["punchpass"]["signer"].pass_type_id == "pass.dev.punchpass"
-    app.extensions["punchpass"]["engine"].dispose()
+    assert services(app).signer.pass_type_id == "pass.dev.punchpass"
+    services(app).engine.dispose()
 
 
 def test_command_line_prints_one_line_naming_the_setting_and_exits_2(test_env):

@@ -7,6 +7,7 @@ import pytest
 
 from app import create_app
 from app.config import load_config
+from app.services import services
 from tests.factories import assert_problem, auth, earn, make_member, make_merchant, make_program, redeem
 
 
@@ -105,7 +106,7 @@ def test_unexpected_error_is_500_problem_without_a_traceback(test_env):
 
         response = app.test_client().get("/boom")
     finally:
-        app.extensions["punchpass"]["engine"].dispose()
+        services(app).engine.dispose()
     assert_problem(response, 500)
     assert "hunter2" not in response.get_data(as_text=True)
 

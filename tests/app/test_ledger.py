@@ -3,6 +3,7 @@
 import pytest
 
 from app.domain.ledger import verify_balances
+from app.services import services
 from tests.factories import auth, earn, make_member, make_merchant, make_program, make_reward, redeem
 
 
@@ -113,7 +114,7 @@ def test_cached_balances_match_the_ledger_sum(app, client, shop):
     member = make_member(client, key, program["id"], points=90)
     redeem(client, key, member["id"], points=40)
     with app.app_context():
-        session = app.extensions["punchpass"]["sessions"]()
+        session = services(app).sessions()
         assert verify_balances(session) == []
         session.close()
 

@@ -3,6 +3,7 @@
 import threading
 
 from app.domain.ledger import verify_balances
+from app.services import services
 from tests.factories import auth, make_member, make_merchant, make_program, redeem
 
 
@@ -25,6 +26,6 @@ def test_twenty_concurrent_redeems_never_overspend(app, client):
     assert sorted(results) == [201] * 7 + [409] * 13
     assert client.get(f"/api/v1/members/{member['id']}", headers=auth(key)).get_json()["points_balance"] == 0
     with app.app_context():
-        session = app.extensions["punchpass"]["sessions"]()
+        session = services(app).sessions()
         assert verify_balances(session) == []
         session.close()

@@ -5,15 +5,19 @@ import io
 import json
 import uuid
 import zipfile
-from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime, parsedate_to_datetime
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sqlalchemy import select
+
 from app import create_app
 from app.config import load_config
+from app.models import OutboxEvent
+from app.services import services
 from tests.factories import TEST_PASS_TYPE_ID, auth, earn, make_member, make_merchant, make_program
 
 NOON = datetime(2026, 11, 23, 12, 0, 0, 100_000, tzinfo=timezone.utc)
@@ -155,32 +159,30 @@ def test_device_always_ends_on_the_newest_pass(app, operations):
 def test_new_public_base_url_reaches_cards_already_installed(private_env):
     """A card signed under the old address, then a restart with another PUBLIC_BASE_URL: the web service and the
     public link both serve the new webServiceURL, and the installed card is re-issued (no 304, a push queued)."""
-    old_app = create_app(load_config(private_env), testing=True)
-    client, key, _, member = _new_card(old_app, points=3)
-    device = Device(client, member, key)
-    client.post(f"/wallet/v1/devices/{uuid.uuid4().hex}/registrations/{TEST_PASS_TYPE_ID}/{device.serial}",
-                json={"pushToken": PUSH_TOKEN}, headers={"Authorization": f"ApplePass {device.token}"})
-    device.download()
-    assert device.pass_json["webServiceURL"] == "https://punchpass.test/wallet"
-    old_app.extensions["punchpass"]["engine"].dispose()
+    with time_machine.travel(NOON, tick=False) as clock:
+        old_app = create_app(load_config(private_env), testing=True)
+        client, key, _, member = _new_card(old_app, points=3)
+        device = Device(client, member, key)
+        client.post(f"/wallet/v1/devices/{uuid.uuid4().hex}/registrations/{TEST_PASS_TYPE_ID}/{device.serial}",
+                    json={"pushToken": PUSH_TOKEN}, headers={"Authorization": f"ApplePass {device.token}"})
+        clock.shift(2)
+        device.download()
+        assert device.pass_json["webServiceURL"] == "https://punchpass.test/wallet"
+        services(old_app).engine.dispose()
 
-    new_app = create_app(load_config({**private_env, "PUBLIC_BASE_URL": "https://cards.example.com"}), testing=True)
-    device.client = new_app.test_client()
-    device.label = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=1), usegmt=True)
-    assert device.download().status_code == 200
-    assert device.pass_json["webServiceURL"] == "https://cards.example.com/wallet"
-    public = device.client.get(member["apple_pass_url"].replace("https://punchpass.test", ""))
-    assert _pass_json(public.data)["webServiceURL"] == "https://cards.example.com/wallet"
-    with new_app.app_context():
-        from sqlalchemy import select
-
-        from app.models import OutboxEvent
-        session = new_app.extensions["punchpass"]["sessions"]()
-        kinds = session.scalars(select(OutboxEvent.kind).where(OutboxEvent.program_id == member["program_id"])
-                                .order_by(OutboxEvent.id.desc()).limit(1)).all()
-        session.close()
-    assert kinds == ["program_refresh"]
-    new_app.extensions["punchpass"]["engine"].dispose()
+        clock.shift(60)
+        new_app = create_app(load_config({**private_env, "PUBLIC_BASE_URL": "https://cards.example.com"}),
+                             testing=True)
+        device.client = new_app.test_client()
+        assert device.download().status_code == 200
+        assert device.pass_json["webServiceURL"] == "https://cards.example.com/wallet"
+        public = device.client.get(member["apple_pass_url"].replace("https://punchpass.test", ""))
+        assert _pass_json(public.data)["webServiceURL"] == "https://cards.example.com/wallet"
+        with services(new_app).sessions() as session:
+            kinds = session.scalars(select(OutboxEvent.kind).where(OutboxEvent.program_id == member["program_id"])
+                                    .order_by(OutboxEvent.id.desc()).limit(1)).all()
+        assert kinds == ["program_refresh"]
+        services(new_app).engine.dispose()
 
 
 def _pass_json(pkpass: bytes) -> dict:

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app import create_app
 from app.config import ConfigError, load_config
+from app.services import services
 from tests.factories import TEST_PASS_TYPE_ID, auth, make_member, make_merchant, make_program
 
 
@@ -27,7 +28,7 @@ def enrolling_app(private_env, nfc_key):
     app = create_app(load_config({**private_env, "APPLE_NFC_PUBLIC_KEY": nfc_key, "APPLE_PERSONALIZATION": "on"}),
                      testing=True)
     yield app
-    app.extensions["punchpass"]["engine"].dispose()
+    services(app).engine.dispose()
 
 
 def _card(app):

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from app.models import DeviceLog
+from app.services import services
 from tests.factories import TEST_PASS_TYPE_ID, auth, earn, make_member, make_merchant, make_program
 
 PUSH_TOKEN = "ab" * 32
@@ -117,7 +118,7 @@ def test_device_logs_are_accepted_and_stored_truncated(app, client):
     response = client.post("/wallet/v1/log", json={"logs": [marker, "second line"]})
     assert response.status_code == 200
     with app.app_context():
-        session = app.extensions["punchpass"]["sessions"]()
+        session = services(app).sessions()
         stored = [m for m in session.query(DeviceLog.message) if m[0].startswith("marker-")]
         session.close()
     assert stored and all(len(m[0]) == 1000 for m in stored)

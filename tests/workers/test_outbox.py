@@ -8,13 +8,14 @@ import pytest
 from rq import SimpleWorker
 from sqlalchemy import select
 
-import workers.queue
+import workers.jobs
 from app import create_app
 from app.config import load_config
 from app.models import OutboxEvent
+from app.services import services
 from tests.factories import auth, earn, make_member, make_merchant, make_program, redeem
 from tests.workers.test_wallet_push import Device, _pending_events
-from workers.relay import QUEUE_NAME, RQDispatcher
+from workers.queue import QUEUE_NAME, RQDispatcher, connect_rq
 from workers.queue import sweep_outbox
 
 REDIS_URL = os.environ.get("PUNCHPASS_TEST_REDIS_URL")
@@ -22,7 +23,7 @@ needs_redis = pytest.mark.skipif(not REDIS_URL, reason="set PUNCHPASS_TEST_REDIS
 
 
 def _events(app, member_id) -> list[OutboxEvent]:
-    with app.extensions["punchpass"]["sessions"]() as session:
+    with services(app).sessions() as session:
         return list(session.scalars(select(OutboxEvent).where(OutboxEvent.member_id == member_id)))
 
 
@@ -43,9 +44,10 @@ def redis_app(test_env, fake_apns, cert_chain, monkeypatch):
     env = {**test_env, "REDIS_URL": "redis://127.0.0.1:1/0", "APNS_BASE_URL": fake_apns.base_url,
            "APNS_CA_FILE": str(cert_chain["root_ca"])}
     app = create_app(load_config(env), testing=True)
-    monkeypatch.setattr(workers.queue, "_app", app)  # the rq job runs with this app, as `punchpass worker` would
+    connect_rq(app)  # as wsgi.py does
+    monkeypatch.setattr(workers.jobs, "_worker_app", app)  # the rq job runs with this app, as in `punchpass worker`
     yield app
-    app.extensions["punchpass"]["engine"].dispose()
+    services(app).engine.dispose()
 
 
 @needs_redis
@@ -62,7 +64,7 @@ def test_with_redis_down_earn_succeeds_and_the_push_arrives_once_redis_is_back(r
 
     live = RQDispatcher(REDIS_URL)
     live.queue.empty()
-    redis_app.extensions["punchpass"]["dispatch"] = live
+    services(redis_app).relay.connect(live)
     assert sweep_outbox(redis_app, live) >= 1
     SimpleWorker([live.queue], connection=live.redis).work(burst=True)
     assert _pending_events(redis_app, member["id"]) == 0
@@ -73,7 +75,7 @@ def test_with_redis_down_earn_succeeds_and_the_push_arrives_once_redis_is_back(r
 def test_relay_enqueues_the_delivery_job_right_after_commit(redis_app):
     live = RQDispatcher(REDIS_URL)
     live.queue.empty()
-    redis_app.extensions["punchpass"]["dispatch"] = live
+    services(redis_app).relay.connect(live)
     client = redis_app.test_client()
     _, key = make_merchant(redis_app)
     member = make_member(client, key, make_program(client, key)["id"])

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.models import DeviceRegistration, OutboxEvent, utcnow
+from app.services import services
 from tests.factories import TEST_PASS_TYPE_ID, auth, earn, make_member, make_merchant, make_program
 from workers.embedded import EmbeddedWorker
 from workers.jobs import deliver_event
@@ -179,7 +180,7 @@ def _pass_json(pkpass: bytes) -> dict:
 
 
 def _session(app):
-    return app.extensions["punchpass"]["sessions"]()
+    return services(app).sessions()
 
 
 def _registrations(app, device) -> int:

@@ -1,0 +1,60 @@
+"""What every card of one program design shares, built once per design and process: the program's images and
+strings hashed and zip-encoded (`passes.PassPackager`), so per member only pass.json, the manifest and the
+signature are new."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy.orm import Session
+
+from app.domain.programs import program_images
+from app.models import Program
+from passes import PassPackager
+from passes.images import default_images, prepare_image
+from passes.strings import pass_strings
+
+
+class CardAssetsCache:
+    """A bounded map (program id, design version) -> CardAssets, shared by the threads of one process."""
+
+    def __init__(self, size: int = 128):
+        self._size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, session: Session, program: Program) -> CardAssets:
+        key = (program.id, program.design_version)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        assets = CardAssets.build(card_images(session, program), program.locales)
+        with self._lock:
+            self._items[key] = assets
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return assets
+
+
+@dataclass(frozen=True)
+class CardAssets:
+    """What every card of one program design shares: the packaged images and strings, and the logo in
+    Apple's smaller personalization size (made on first use: most programs never need it)."""
+
+    packager: PassPackager
+    logo: bytes
+
+    @classmethod
+    def build(cls, images: dict[str, bytes], locales: list[str]) -> CardAssets:
+        return cls(PassPackager({**images, **pass_strings(locales)}), images["logo@3x.png"])
+
+    @cached_property
+    def personalization_logos(self) -> dict[str, bytes]:
+        return prepare_image("personalizationLogo", self.logo)
+
+
+def card_images(session: Session, program: Program) -> dict[str, bytes]:
+    """The program's uploaded images over Punchpass's default icon and logo."""
+    return {**default_images(), **program_images(session, program.id)}

@@ -1,0 +1,52 @@
+"""Devices that asked for a card's updates (Apple's deviceLibraryIdentifier + push token), and what they tell us.
+Apple's PassKit web service calls these; they never commit."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from app.models import DeviceLog, DeviceRegistration, Member, Program
+
+log = logging.getLogger(__name__)
+MAX_LOG_LINES, MAX_LOG_LINE = 50, 1000
+
+
+def register_device(session: Session, member: Member, device_id: str, push_token: str) -> bool:
+    """True for a new registration; an existing one gets the new push token."""
+    existing = session.scalar(select(DeviceRegistration).where(
+        DeviceRegistration.device_library_id == device_id, DeviceRegistration.member_id == member.id))
+    if existing is not None:
+        existing.push_token = push_token
+        return False
+    session.add(DeviceRegistration(device_library_id=device_id, push_token=push_token, member_id=member.id))
+    return True
+
+
+def unregister_device(session: Session, member: Member, device_id: str) -> None:
+    session.execute(delete(DeviceRegistration).where(DeviceRegistration.device_library_id == device_id,
+                                                     DeviceRegistration.member_id == member.id))
+
+
+def updated_serials(session: Session, device_id: str, since_tag: int) -> tuple[list[str], int] | None:
+    """The serials of this device's passes changed after `since_tag` (its own or its program's tag), and the
+    newest tag among them; None when nothing changed."""
+    rows = session.execute(
+        select(Member.serial_number, Member.pass_update_tag, Program.design_update_tag)
+        .join(DeviceRegistration, DeviceRegistration.member_id == Member.id)
+        .join(Program, Program.id == Member.program_id)
+        .where(DeviceRegistration.device_library_id == device_id,
+               or_(Member.pass_update_tag > since_tag, Program.design_update_tag > since_tag))).all()
+    if not rows:
+        return None
+    return [serial for serial, _, _ in rows], max(max(card, design) for _, card, design in rows)
+
+
+def record_device_logs(session: Session, lines: list) -> None:
+    """Devices report why an update failed; kept short and bounded so it cannot fill the database."""
+    for line in lines[:MAX_LOG_LINES]:
+        message = str(line)[:MAX_LOG_LINE]
+        log.warning("device log: %s", message)
+        session.add(DeviceLog(message=message))
