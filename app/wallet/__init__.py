@@ -14,6 +14,7 @@ from sqlalchemy import delete, or_, select
 
 from app import app_config, db_session
 from app.cards import pkpass_response
+from app.domain.devices import is_push_token
 from app.domain.members import apply_personalization
 from app.models import DeviceLog, DeviceRegistration, Member, Program
 from passes.personalization import read_personalization
@@ -29,8 +30,8 @@ def register(device_id: str, pass_type_id: str, serial: str):
     member = _authenticated_member(pass_type_id, serial)
     body = request.get_json(silent=True)
     push_token = body.get("pushToken") if isinstance(body, dict) else None
-    if not isinstance(push_token, str) or not 0 < len(push_token) <= 200 or len(device_id) > 128:
-        return _plain(400, "pushToken is required")
+    if not is_push_token(push_token) or len(device_id) > 128:
+        return _plain(400, "pushToken must be the device's hex push token")
     session = db_session()
     existing = session.scalar(select(DeviceRegistration).where(
         DeviceRegistration.device_library_id == device_id, DeviceRegistration.member_id == member.id))
