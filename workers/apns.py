@@ -20,7 +20,8 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
-from workers.apns_h2 import CONNECTION_FAILED, TIMED_OUT, TLS_REJECTED, PushResult, Pusher, classify
+from workers.apns_h2 import Pusher
+from workers.apns_results import CONNECTION_FAILED, TIMED_OUT, TLS_REJECTED, PushResult, classify
 
 __all__ = [
     "PRODUCTION_URL", "APNsClient", "PushResult", "classify", "close_shared_clients",
