@@ -26,10 +26,10 @@ logger = logging.getLogger("workers.apns")
 _BODY = b"{}"  # Apple: the payload is an empty JSON dictionary; Wallet ignores any content
 _METHOD = (b":method", b"POST")
 _SCHEME = (b":scheme", b"https")
-# Apple recommends apns-push-type on iOS; a push that shows nothing is "background",
-# and Apple requires background pushes to go at priority 5.
-_PUSH_TYPE = (b"apns-push-type", b"background")
-_PRIORITY = (b"apns-priority", b"5")
+# No apns-push-type and no apns-priority. Apple ("Sending notification requests to APNs"): apns-priority
+# defaults to 10, send immediately; 5 lets APNs group, delay or drop the push to save the device's power.
+# Wallet ("Updating a pass") asks only for apns-topic and an empty JSON body; django-walletpass and
+# edutap.wallet_apple send neither header. A card update must not wait: the customer is at the till.
 _LAST_STREAM_ID = 2**31 - 1
 _PRUNE_EVERY = 1024  # new streams between sweeps of h2's closed-stream table
 _SLICE = 8192  # bytes of input parsed before refilling streams
@@ -196,7 +196,7 @@ class _Connection(asyncio.Protocol):
             self.next_stream_id += 2
             batch, index = push
             h2c.send_headers(stream_id, [_METHOD, _SCHEME, (b":path", batch.paths[index]),
-                                         self.authority, batch.topic, _PUSH_TYPE, _PRIORITY])
+                                         self.authority, batch.topic])
             h2c.send_data(stream_id, _BODY, end_stream=True)
             requests[stream_id] = push
             if stream_id % (2 * _PRUNE_EVERY) == 1:
