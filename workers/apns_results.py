@@ -8,6 +8,8 @@ from dataclasses import dataclass
 CONNECTION_FAILED = "ConnectionFailed"
 TIMED_OUT = "Timeout"
 TLS_REJECTED = "TLSCertificateRejected"
+# Apple's 400 reasons that condemn the token for this topic (or, for every token at once, the certificate).
+BAD_TOKEN_REASONS = frozenset({"BadDeviceToken", "DeviceTokenNotForTopic"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +32,10 @@ def classify(status: int, reason: str | None) -> str:
     """Map an APNs status and reason to ok / unregistered / retry / fatal."""
     if status == 200:
         return "ok"
-    # Apple: 410 = token no longer active for the topic; 400 BadDeviceToken = not a valid token.
-    if status == 410 or (status == 400 and reason == "BadDeviceToken"):
+    # Apple: 410 = the token is no longer active for the topic; 400 BadDeviceToken / DeviceTokenNotForTopic =
+    # not a token of this topic. Under a wrong certificate every token answers the latter: callers that delete
+    # registrations must tell the two apart (workers.wallet_push does).
+    if status == 410 or (status == 400 and reason in BAD_TOKEN_REASONS):
         return "unregistered"
     if status == 429 or status >= 500:
         return "retry"
