@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.db import Base
 from passes.strings import LOCALES
 
+MAX_PUSH_TOKEN_LENGTH = 200  # device_registrations.push_token; app/domain/devices.py checks tokens against it
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -202,7 +203,7 @@ class DeviceRegistration(Base):
     __table_args__ = (UniqueConstraint("device_library_id", "member_id"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     device_library_id: Mapped[str] = mapped_column(String(128), index=True)
-    push_token: Mapped[str] = mapped_column(String(200))
+    push_token: Mapped[str] = mapped_column(String(MAX_PUSH_TOKEN_LENGTH))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

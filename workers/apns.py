@@ -20,7 +20,8 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
-from workers.apns_h2 import CONNECTION_FAILED, TIMED_OUT, TLS_REJECTED, PushResult, Pusher, classify
+from workers.apns_h2 import Pusher
+from workers.apns_results import CONNECTION_FAILED, TIMED_OUT, TLS_REJECTED, PushResult, classify
 
 __all__ = [
     "PRODUCTION_URL", "APNsClient", "PushResult", "classify", "close_shared_clients",
@@ -78,6 +79,7 @@ class APNsClient:
         self._lock = threading.Lock()
         self._pusher: Pusher | None = None
         self._thread: threading.Thread | None = None
+        self._accepted_topics: set[str] = set()
 
     def push_many(self, tokens: list[str], topic: str) -> list[PushResult]:
         """Push {} with apns-topic=topic to every token; one result per token, in order."""
@@ -86,7 +88,13 @@ class APNsClient:
         future = asyncio.run_coroutine_threadsafe(pusher.push(list(tokens), topic, self.timeout), pusher.loop)
         results = future.result()
         _log_results(results, topic, time.monotonic() - started)
+        if any(result.status == 200 for result in results):
+            self._accepted_topics.add(topic)
         return results
+
+    def has_accepted(self, topic: str) -> bool:
+        """True once APNs accepted a push for topic from this client: its certificate and topic are right."""
+        return topic in self._accepted_topics
 
     def push(self, token: str, topic: str) -> PushResult:
         """Push to one token."""

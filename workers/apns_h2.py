@@ -7,12 +7,9 @@ apns-topic = the pass type id and an empty JSON dictionary as body."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import ssl
 from collections import deque
-from dataclasses import dataclass
 
 import h2.config
 import h2.connection
@@ -20,21 +17,19 @@ import h2.errors
 import h2.events
 import h2.exceptions
 
-logger = logging.getLogger("workers.apns")
+from app.domain.devices import is_push_token
+from workers.apns_codec import LiteralEncoder, read_body, read_headers
+from workers.apns_results import CONNECTION_FAILED, TIMED_OUT, TLS_REJECTED, PushResult
 
-# Reasons of pushes APNs never answered (status 0).
-CONNECTION_FAILED = "ConnectionFailed"
-TIMED_OUT = "Timeout"
-TLS_REJECTED = "TLSCertificateRejected"
+logger = logging.getLogger("workers.apns")
 
 _BODY = b"{}"  # Apple: the payload is an empty JSON dictionary; Wallet ignores any content
 _METHOD = (b":method", b"POST")
 _SCHEME = (b":scheme", b"https")
-# Apple recommends apns-push-type on iOS; a push that shows nothing is "background",
-# and Apple requires background pushes to go at priority 5.
-_PUSH_TYPE = (b"apns-push-type", b"background")
-_PRIORITY = (b"apns-priority", b"5")
-_TOKEN = re.compile(r"[0-9A-Fa-f]{16,256}")  # Apple: hex, 32 bytes today, "may vary"
+# No apns-push-type and no apns-priority. Apple ("Sending notification requests to APNs"): apns-priority
+# defaults to 10, send immediately; 5 lets APNs group, delay or drop the push to save the device's power.
+# Wallet ("Updating a pass") asks only for apns-topic and an empty JSON body; django-walletpass and
+# edutap.wallet_apple send neither header. A card update must not wait: the customer is at the till.
 _LAST_STREAM_ID = 2**31 - 1
 _PRUNE_EVERY = 1024  # new streams between sweeps of h2's closed-stream table
 _SLICE = 8192  # bytes of input parsed before refilling streams
@@ -48,36 +43,6 @@ _H2_CONFIG = h2.config.H2Configuration(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PushResult:
-    """APNs' answer for one token; status 0 means no answer, and reason says why."""
-
-    token: str
-    status: int
-    reason: str | None = None
-    retry_after: float | None = None
-    timestamp: int | None = None  # Apple, 410 only: ms since epoch when the token stopped being valid
-
-    @property
-    def outcome(self) -> str:
-        """What the caller does: "ok", "unregistered" (drop it), "retry" or "fatal" (fix config)."""
-        return classify(self.status, self.reason)
-
-
-def classify(status: int, reason: str | None) -> str:
-    """Map an APNs status and reason to ok / unregistered / retry / fatal."""
-    if status == 200:
-        return "ok"
-    # Apple: 410 = token no longer active for the topic; 400 BadDeviceToken = not a valid token.
-    if status == 410 or (status == 400 and reason == "BadDeviceToken"):
-        return "unregistered"
-    if status == 429 or status >= 500:
-        return "retry"
-    if status == 0:
-        return "fatal" if reason == TLS_REJECTED else "retry"
-    return "fatal"  # 403 certificate, 400 topic, 404/405/413: our configuration or our bug
-
-
 def _is_certificate_error(exc: BaseException | None) -> bool:
     """True for TLS failures that retrying cannot fix: a rejected or untrusted certificate."""
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -86,53 +51,12 @@ def _is_certificate_error(exc: BaseException | None) -> bool:
     return isinstance(exc, ssl.SSLError) and ("CERTIFICATE" in reason or "UNKNOWN_CA" in reason)
 
 
-class _LiteralEncoder:
-    """HPACK without dynamic table or Huffman (RFC 7541 6.2.2); repeated fields are cached bytes.
-
-    hpack's Encoder Huffman-codes and indexes every token path, which costs more CPU than
-    the rest of a push; literals share no state with the server's decoder.
-    """
-
-    header_table_size = 0  # h2 sets this from the server's SETTINGS; the table is never used
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[bytes, bytes], bytes] = {}
-        self._start = b"\x20"  # RFC 7541 6.3: dynamic table size 0, said in the first block
-
-    def encode(self, headers) -> bytes:
-        """Encode one header block."""
-        cache = self._cache
-        parts = [self._start]
-        self._start = b""
-        for header in headers:
-            field = cache.get(header)
-            if field is None:
-                field = b"\x00" + _hpack_string(header[0]) + _hpack_string(header[1])
-                if header[0] != b":path":
-                    cache[header] = field
-            parts.append(field)
-        return b"".join(parts)
-
-
-def _hpack_string(raw: bytes) -> bytes:
-    """RFC 7541 5.2 string literal without Huffman; length as a 7-bit-prefix integer (5.1)."""
-    size = len(raw)
-    if size < 127:
-        return bytes((size,)) + raw
-    out, size = [127], size - 127
-    while size >= 128:
-        out.append(size & 127 | 128)
-        size >>= 7
-    out.append(size)
-    return bytes(out) + raw
-
-
 class _H2Connection(h2.connection.H2Connection):
     """h2 with literal headers, counting its open streams itself (h2 walks all of them per new one)."""
 
     def __init__(self) -> None:
         super().__init__(config=_H2_CONFIG)
-        self.encoder = _LiteralEncoder()
+        self.encoder = LiteralEncoder()
         self.requests: dict[int, tuple[_Batch, int]] = {}  # open stream id -> (batch, index)
 
     @property
@@ -140,7 +64,12 @@ class _H2Connection(h2.connection.H2Connection):
         return len(self.requests)
 
     def forget_closed_streams(self) -> None:
-        """Drop closed streams from h2's table, which its own count did as a side effect."""
+        """Drop closed streams from h2's stream table, so it does not grow with every push ever sent.
+
+        h2 has no public call for this: its `open_outbound_streams` property prunes closed streams as a side
+        effect of counting. We call h2's own property (ours above only counts) and throw the count away.
+        This relies on h2 internals as of the pinned range in pyproject.toml, h2>=4.1,<5; recheck on upgrade.
+        """
         h2.connection.H2Connection.open_outbound_streams.fget(self)
 
 
@@ -153,7 +82,7 @@ class _Batch:
         self.tokens = tokens
         self.topic = (b"apns-topic", topic.encode())
         self.results: list[PushResult | None] = [None] * len(tokens)
-        self.paths = [b"/3/device/" + t.encode() if _TOKEN.fullmatch(t) else None for t in tokens]
+        self.paths = [b"/3/device/" + t.encode() if is_push_token(t) else None for t in tokens]
         for index, path in enumerate(self.paths):
             if path is None:  # never sent: not a token Apple could have issued
                 self.results[index] = PushResult(tokens[index], 400, "BadDeviceToken")
@@ -267,7 +196,7 @@ class _Connection(asyncio.Protocol):
             self.next_stream_id += 2
             batch, index = push
             h2c.send_headers(stream_id, [_METHOD, _SCHEME, (b":path", batch.paths[index]),
-                                         self.authority, batch.topic, _PUSH_TYPE, _PRIORITY])
+                                         self.authority, batch.topic])
             h2c.send_data(stream_id, _BODY, end_stream=True)
             requests[stream_id] = push
             if stream_id % (2 * _PRUNE_EVERY) == 1:
@@ -281,11 +210,11 @@ class _Connection(asyncio.Protocol):
         if push is None:
             return
         batch, index = push
-        status, retry_after = _read_headers(headers)
+        status, retry_after = read_headers(headers)
         if status == 200:
             batch.finish(index, PushResult(batch.tokens[index], 200))
         else:
-            reason, timestamp = _read_body(body)
+            reason, timestamp = read_body(body)
             batch.finish(index, PushResult(batch.tokens[index], status, reason, retry_after, timestamp))
 
     def reset(self, event: h2.events.StreamReset) -> None:
@@ -302,7 +231,7 @@ class _Connection(asyncio.Protocol):
 
     def goaway(self, event: h2.events.ConnectionTerminated) -> None:
         """Apple sends GOAWAY with a JSON reason (e.g. BadCertificate, Shutdown) before closing."""
-        reason = _read_body(event.additional_data or b"")[0]
+        reason = read_body(event.additional_data or b"")[0]
         logger.warning("APNs GOAWAY: error=%r reason=%s", event.error_code, reason)
         self.give_up(TLS_REJECTED if reason and "Certificate" in reason else None)
 
@@ -323,29 +252,6 @@ class _Connection(asyncio.Protocol):
         data = self.h2.data_to_send()
         if data:
             self.transport.write(data)
-
-
-def _read_headers(headers) -> tuple[int, float | None]:
-    """:status and, when present, retry-after seconds from response headers."""
-    status, retry_after = 0, None
-    for name, value in headers or ():
-        if name == b":status":
-            status = int(value)
-        elif name == b"retry-after" and value.isdigit():
-            retry_after = float(value)
-    return status, retry_after
-
-
-def _read_body(body: bytes) -> tuple[str | None, int | None]:
-    """Apple: error bodies are {"reason": ..., "timestamp": ms (410 only)}."""
-    try:
-        data = json.loads(body) if body else {}
-    except ValueError:
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
-    timestamp = data.get("timestamp")
-    return data.get("reason"), timestamp if isinstance(timestamp, int) else None
 
 
 class Pusher:

@@ -1,67 +1,125 @@
 """Apple Wallet updates: push `{}` to every device registered for a pass, so each device fetches the new one.
 
 The push goes out first; the first device to download the new version signs it once into `signed_passes`
-and the others get the cached bytes (signing here before the push cost a third of the job's time)."""
+and the others get the cached bytes (signing here before the push cost a third of the job's time).
+
+Results are per device, and progress lives in the outbox event's payload, committed after each batch together
+with the registrations Apple condemned: `owed` (registration ids answered 429, 5xx or not at all) and, for a
+program, `cursor` (the last registration id pushed). A retry pushes the owed devices only, then goes on from
+the cursor: nobody is pushed twice and nobody is skipped."""
 
 from __future__ import annotations
 
-from collections import Counter
-
 from sqlalchemy import delete, select
 
+from app.domain.devices import is_push_token
 from app.services import app_config, services
 from app.models import DeviceRegistration, Member, OutboxEvent, Program
-from workers.apns import shared_client
+from workers.apns import PushResult, shared_client
 from workers.errors import DeliveryFailed, RetryLater
 
-FANOUT_BATCH = 2000
+FANOUT_BATCH = 2000  # devices per APNs batch and per progress commit; also the most a retry may owe
 
 
 def push_member_pass(session, event: OutboxEvent) -> None:
-    """Push one member's devices, unless a newer version of the card is queued (that event will push)."""
+    """Push one member's devices (on a retry, only those still owed), unless a newer version of the card is
+    queued (that event will push)."""
     member = session.get(Member, event.member_id)
     if member is None or event.payload.get("pass_version", 0) < member.pass_version:
         return
-    tokens = list(session.scalars(select(DeviceRegistration.push_token)
-                                  .where(DeviceRegistration.member_id == member.id)))
+    query = _devices().where(DeviceRegistration.member_id == member.id)
+    if "owed" in event.payload:
+        query = query.where(DeviceRegistration.id.in_(event.payload["owed"]))
+    devices = session.execute(query).all()
     session.commit()  # end the read: no transaction stays open while we talk to Apple
-    if tokens:
-        _push(session, tokens)
+    owed = _push(session, devices) if devices else []
+    _save_progress(session, event, owed=owed)
+    _retry_if_owed(owed)
 
 
 def refresh_program(session, event: OutboxEvent) -> None:
     """A program's design changed (already tagged on the program row in the request's transaction): push
-    every registered device, streaming registrations in batches so memory stays flat."""
+    every registered device in batches of FANOUT_BATCH, in registration id order, resuming at the cursor."""
     program = session.get(Program, event.program_id)
     if event.payload.get("design_version", 0) < program.design_version:
         return  # a newer design change is queued and will push the same devices
-    query = (select(DeviceRegistration.push_token).join(Member, Member.id == DeviceRegistration.member_id)
-             .where(Member.program_id == event.program_id).order_by(DeviceRegistration.id))
-    batch: list[str] = []
-    for token in session.execute(query.execution_options(yield_per=FANOUT_BATCH)).scalars():
-        batch.append(token)
-        if len(batch) == FANOUT_BATCH:
-            _push(session, batch)
-            batch = []
-    if batch:
-        _push(session, batch)
+    owed = _push_owed(session, event)
+    cursor = event.payload.get("cursor", 0)
+    while True:
+        _save_progress(session, event, owed=owed, cursor=cursor)
+        if len(owed) >= FANOUT_BATCH:
+            break  # owing a batch's worth means APNs is unwell: stop here, go on from the cursor later
+        devices = session.execute(
+            _devices().join(Member, Member.id == DeviceRegistration.member_id)
+            .where(Member.program_id == event.program_id, DeviceRegistration.id > cursor)
+            .limit(FANOUT_BATCH)).all()
+        session.commit()
+        if not devices:
+            break
+        owed += _push(session, devices)
+        cursor = devices[-1].id
+    _retry_if_owed(owed)
 
 
-def _push(session, tokens: list[str]) -> None:
-    """Push; forget devices Apple says are gone; decide whether the event must be retried or buried."""
-    results = apns_client().push_many(tokens, app_config().apple.pass_type_id)
-    outcomes = Counter(r.outcome for r in results)
-    gone = [r.token for r in results if r.outcome == "unregistered"]
+def _push_owed(session, event: OutboxEvent) -> list[tuple[int, PushResult]]:
+    """Push again the devices an earlier attempt still owes; what they still owe after this."""
+    owed_ids = event.payload.get("owed") or []
+    devices = session.execute(_devices().where(DeviceRegistration.id.in_(owed_ids))).all() if owed_ids else []
+    session.commit()
+    return _push(session, devices) if devices else []
+
+
+def _devices():
+    return select(DeviceRegistration.id, DeviceRegistration.push_token).order_by(DeviceRegistration.id)
+
+
+def _push(session, devices) -> list[tuple[int, PushResult]]:
+    """Push one batch of (id, push_token) rows; delete (uncommitted) the registrations Apple condemned; return
+    the (registration id, result) of devices owed a retry."""
+    client, topic = apns_client(), app_config().apple.pass_type_id
+    results = client.push_many([device.push_token for device in devices], topic)
+    _refuse_misconfigured(results, topic_accepted=client.has_accepted(topic))
+    gone = {result.token for result in results if result.outcome == "unregistered"}
     if gone:
         session.execute(delete(DeviceRegistration).where(DeviceRegistration.push_token.in_(gone)))
-        session.commit()
-    if outcomes["fatal"]:
-        first = next(r for r in results if r.outcome == "fatal")
-        raise DeliveryFailed(f"APNs refused {outcomes['fatal']} push(es): {first.status} {first.reason} "
+    return [(device.id, result) for device, result in zip(devices, results) if result.outcome == "retry"]
+
+
+def _refuse_misconfigured(results: list[PushResult], *, topic_accepted: bool) -> None:
+    """Raise DeliveryFailed (a dead letter, nothing deleted) when the answers condemn every push, not a device.
+
+    A fatal answer (403 certificate, TLS rejected, TopicDisallowed) condemns every push. So does a batch where
+    APNs accepted (200) or recognised (410) no token and called the ones it judged BadDeviceToken or
+    DeviceTokenNotForTopic: that is what a wrong certificate, pass type id or APNs environment looks like, and
+    believing it would delete every registration. One such answer alone is believed (that device is dropped)
+    only once this client has had a push accepted for the topic, proving certificate and topic right;
+    otherwise a wrong certificate would wipe one-device members one push at a time.
+    """
+    fatal = [result for result in results if result.outcome == "fatal"]
+    if fatal:
+        raise DeliveryFailed(f"APNs refused {len(fatal)} push(es): {fatal[0].status} {fatal[0].reason} "
                              "(check the pass certificate and APPLE_PASS_TYPE_ID)")
-    if outcomes["retry"]:
-        first = next(r for r in results if r.outcome == "retry")
-        raise RetryLater(f"APNs answered {outcomes['retry']} push(es) with {first.status} {first.reason}")
+    vouched = any(result.status in (200, 410) for result in results)
+    # Tokens that fail our own rule were never sent (legacy rows): certainly bad, whatever the certificate.
+    condemned = [r for r in results if r.outcome == "unregistered" and r.status == 400 and is_push_token(r.token)]
+    if condemned and not vouched and (len(condemned) > 1 or not topic_accepted):
+        raise DeliveryFailed(
+            f"APNs called {len(condemned)} device token(s) {condemned[0].reason} and accepted none: the pass "
+            "certificate, APPLE_PASS_TYPE_ID or APNS_BASE_URL (production vs sandbox) is wrong; "
+            "no registration was deleted")
+
+
+def _save_progress(session, event: OutboxEvent, owed: list[tuple[int, PushResult]], **progress) -> None:
+    """Commit the deletions of the batch just pushed together with where the event stands."""
+    event.payload = {**event.payload, **progress, "owed": [device_id for device_id, _ in owed]}
+    session.commit()
+
+
+def _retry_if_owed(owed: list[tuple[int, PushResult]]) -> None:
+    """The job runner retries the event with backoff (capped attempts); the retry pushes only these devices."""
+    if owed:
+        first = owed[0][1]
+        raise RetryLater(f"APNs owes {len(owed)} device(s) a push, e.g. {first.status} {first.reason}")
 
 
 def apns_client():

@@ -4,14 +4,24 @@ Apple's PassKit web service calls these; they never commit."""
 from __future__ import annotations
 
 import logging
+import re
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from app.models import DeviceLog, DeviceRegistration, Member, Program
+from app.models import MAX_PUSH_TOKEN_LENGTH, DeviceLog, DeviceRegistration, Member, Program
 
 log = logging.getLogger(__name__)
 MAX_LOG_LINES, MAX_LOG_LINE = 50, 1000
+# Apple: the device token is hex ("32 bytes today", its length "may vary"); 8 bytes is a sane floor.
+_PUSH_TOKEN = re.compile(rf"[0-9A-Fa-f]{{16,{MAX_PUSH_TOKEN_LENGTH}}}")
+
+
+def is_push_token(value: object) -> bool:
+    """True for a string APNs could have issued: hex, 16 to MAX_PUSH_TOKEN_LENGTH characters. One rule for
+    the web service that accepts a token and the APNs sender that uses it, so a token accepted at
+    registration is a token that can be pushed."""
+    return isinstance(value, str) and _PUSH_TOKEN.fullmatch(value) is not None
 
 
 def register_device(session: Session, member: Member, device_id: str, push_token: str) -> bool:

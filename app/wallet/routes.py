@@ -12,7 +12,8 @@ from flask import Response, abort, request
 from sqlalchemy import select
 
 from app.cards import pkpass_response
-from app.domain.devices import record_device_logs, register_device, unregister_device, updated_serials
+from app.domain.devices import (is_push_token, record_device_logs, register_device, unregister_device,
+                                updated_serials)
 from app.domain.members import apply_personalization
 from app.domain.passupdates import last_modified, unchanged_since
 from app.models import Member, utcnow
@@ -27,8 +28,8 @@ def register(device_id: str, pass_type_id: str, serial: str):
     member = _authenticated_member(pass_type_id, serial)
     body = _json_body()
     push_token = body.get("pushToken") if isinstance(body, dict) else None
-    if not isinstance(push_token, str) or not 0 < len(push_token) <= 200 or len(device_id) > 128:
-        return _plain(400, "pushToken is required")
+    if not is_push_token(push_token) or len(device_id) > 128:
+        return _plain(400, "pushToken must be the device's hex push token")
     session = db_session()
     created = register_device(session, member, device_id, push_token)
     session.commit()

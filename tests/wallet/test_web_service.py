@@ -8,8 +8,9 @@ from datetime import timedelta
 import uuid
 
 import pytest
+from sqlalchemy import select
 
-from app.models import DeviceLog
+from app.models import DeviceLog, DeviceRegistration
 from app.services import services
 from tests.factories import TEST_PASS_TYPE_ID, auth, earn, make_member, make_merchant, make_program
 
@@ -50,6 +51,23 @@ def test_pass_points_devices_at_the_wallet_web_service(card):
 def test_register_is_201_then_200_and_updates_the_push_token(client, card):
     assert register(client, card).status_code == 201
     assert register(client, card, body={"pushToken": "cd" * 32}).status_code == 200
+
+
+@pytest.mark.parametrize("push_token", ["not-hex-" * 4, "ab" * 4, "ab" * 101, 12345])
+def test_register_with_a_push_token_apns_could_not_have_issued_is_400_and_stores_nothing(app, client, card,
+                                                                                        push_token):
+    assert register(client, card, body={"pushToken": push_token}).status_code == 400
+    with services(app).sessions() as session:
+        assert session.scalars(select(DeviceRegistration).where(
+            DeviceRegistration.device_library_id == card["device"])).all() == []
+
+
+def test_re_registering_with_a_malformed_push_token_keeps_the_working_one(app, client, card):
+    assert register(client, card).status_code == 201
+    assert register(client, card, body={"pushToken": "zz" * 32}).status_code == 400
+    with services(app).sessions() as session:
+        assert session.scalars(select(DeviceRegistration.push_token).where(
+            DeviceRegistration.device_library_id == card["device"])).all() == [PUSH_TOKEN]
 
 
 def test_register_with_a_wrong_token_is_401(client, card):

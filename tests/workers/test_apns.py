@@ -52,8 +52,15 @@ def test_pushes_reach_apns_with_topic_and_empty_body_over_one_connection(client,
     assert sorted(p.token for p in seen) == tokens
     assert {(p.topic, p.body, p.connection) for p in seen} == {(TOPIC, b"{}", 1)}
     assert {p.headers[":method"] for p in seen} == {"POST"}
-    assert {p.headers["apns-push-type"] for p in seen} == {"background"}
     assert fake.connection_count == 1
+
+
+def test_pushes_go_at_immediate_priority_with_neither_push_type_nor_priority_header(client, fake):
+    client.push(token(1), TOPIC)
+
+    [push] = fake.pushes
+    assert "apns-priority" not in push.headers  # APNs then uses 10: deliver at once
+    assert "apns-push-type" not in push.headers
 
 
 def test_fake_refuses_a_tls_client_without_certificate(certs, fake):
@@ -248,7 +255,8 @@ def test_logs_show_tokens_truncated_and_never_the_key(client, fake, certs, caplo
     (410, "Unregistered", "unregistered"),
     (410, "ExpiredToken", "unregistered"),
     (400, "BadDeviceToken", "unregistered"),
-    (400, "DeviceTokenNotForTopic", "fatal"),
+    (400, "DeviceTokenNotForTopic", "unregistered"),
+    (400, "TopicDisallowed", "fatal"),
     (403, "BadCertificateEnvironment", "fatal"),
     (404, "BadPath", "fatal"),
     (429, "TooManyRequests", "retry"),

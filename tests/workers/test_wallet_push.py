@@ -9,9 +9,11 @@ import zipfile
 import pytest
 from sqlalchemy import select, update
 
+from app.domain.passupdates import PROGRAM_REFRESH
 from app.models import DeviceRegistration, OutboxEvent, utcnow
 from app.services import services
 from tests.factories import TEST_PASS_TYPE_ID, auth, earn, make_member, make_merchant, make_program
+from workers import wallet_push
 from workers.embedded import EmbeddedWorker
 from workers.jobs import deliver_event
 from workers.queue import sweep_outbox
@@ -173,6 +175,122 @@ def test_events_wait_in_the_outbox_until_a_worker_delivers_them(live_app, shop, 
     sweep_outbox(live_app, lambda ids: [deliver_event(live_app, i) for i in ids])
     assert _pending_events(live_app, member["id"]) == 0
     assert device.push_token in {p.token for p in fake_apns.pushes}
+
+
+def test_program_push_beyond_one_batch_drops_the_bad_token_and_retries_only_the_500(
+        live_app, shop, fake_apns, monkeypatch):
+    monkeypatch.setattr(wallet_push, "FANOUT_BATCH", 2)
+    client, key, program = shop
+    devices = [new_device(client, key, program)[1] for _ in range(5)]
+    bad, flaky = devices[1], devices[3]
+    fake_apns.respond(bad.push_token, 400, "DeviceTokenNotForTopic", times=1)
+    fake_apns.respond(flaky.push_token, 500, "InternalServerError", times=1)
+    before = len(fake_apns.pushes)
+    event_id = _redesign(live_app, client, key, program)
+
+    assert deliver_event(live_app, event_id) == "retry"
+    assert _push_counts(fake_apns, devices, before) == [1, 1, 1, 1, 1]
+    assert _registrations(live_app, bad) == 0
+    assert _event(live_app, event_id).payload["owed"] == [_registration_id(live_app, flaky)]
+
+    _make_due(live_app, event_id)
+    assert deliver_event(live_app, event_id) == "delivered"
+    assert _push_counts(fake_apns, devices, before) == [1, 1, 1, 2, 1]
+    for device in (devices[0], flaky, devices[4]):
+        assert device.updated_serials() == [device.serial]
+
+
+def test_program_push_that_stops_halfway_resumes_where_it_stopped(live_app, shop, fake_apns, monkeypatch):
+    monkeypatch.setattr(wallet_push, "FANOUT_BATCH", 2)
+    client, key, program = shop
+    devices = [new_device(client, key, program)[1] for _ in range(5)]
+    for device in devices[2:4]:  # the whole second batch: APNs is unwell, so the fan-out stops there
+        fake_apns.respond(device.push_token, 503, "ServiceUnavailable", times=1)
+    before = len(fake_apns.pushes)
+    event_id = _redesign(live_app, client, key, program)
+
+    assert deliver_event(live_app, event_id) == "retry"
+    assert _push_counts(fake_apns, devices, before) == [1, 1, 1, 1, 0]
+
+    _make_due(live_app, event_id)
+    assert deliver_event(live_app, event_id) == "delivered"
+    assert _push_counts(fake_apns, devices, before) == [1, 1, 2, 2, 1]
+
+
+def test_every_token_called_not_for_topic_is_a_config_error_and_keeps_every_registration(
+        live_app, shop, fake_apns):
+    client, key, program = shop
+    devices = [new_device(client, key, program)[1] for _ in range(3)]
+    for device in devices:
+        fake_apns.respond(device.push_token, 400, "DeviceTokenNotForTopic", times=1)
+    event_id = _redesign(live_app, client, key, program)
+
+    assert deliver_event(live_app, event_id) == "dead"
+    assert [_registrations(live_app, device) for device in devices] == [1, 1, 1]
+    assert "certificate" in _event(live_app, event_id).last_error
+
+
+def test_a_lone_bad_token_is_kept_until_a_push_for_the_topic_has_succeeded(live_app, shop, fake_apns):
+    client, key, program = shop
+    member, device = new_device(client, key, program)
+    fake_apns.respond(device.push_token, 400, "BadDeviceToken", times=2)
+    earn(client, key, member["id"], points=5)
+    event_id = _last_event_id(live_app, member["id"])
+    assert deliver_event(live_app, event_id) == "dead"  # maybe a wrong certificate: nothing deleted
+    assert _registrations(live_app, device) == 1
+
+    other, _ = new_device(client, key, program)
+    earn(client, key, other["id"], points=5)
+    assert deliver_event(live_app, _last_event_id(live_app, other["id"])) == "delivered"
+    _revive(live_app, event_id)
+    assert deliver_event(live_app, event_id) == "delivered"  # certificate proven right: the token is bad
+    assert _registrations(live_app, device) == 0
+
+
+def test_member_push_retries_only_the_device_that_answered_500(live_app, shop, fake_apns):
+    client, key, program = shop
+    member, phone = new_device(client, key, program)
+    watch = Device(client, client.get(f"/api/v1/members/{member['id']}/pass.pkpass", headers=auth(key)).data)
+    assert watch.register().status_code == 201
+    fake_apns.respond(phone.push_token, 500, "InternalServerError", times=1)
+    before = len(fake_apns.pushes)
+    earn(client, key, member["id"], points=5)
+    event_id = _last_event_id(live_app, member["id"])
+
+    assert deliver_event(live_app, event_id) == "retry"
+    _make_due(live_app, event_id)
+    assert deliver_event(live_app, event_id) == "delivered"
+    assert _push_counts(fake_apns, [phone, watch], before) == [2, 1]
+
+
+def _redesign(app, client, key, program) -> int:
+    """Change the program's design; the id of the fan-out event it queued."""
+    response = client.patch(f"/api/v1/programs/{program['id']}", json={"branding": {"background_color": "#123456"}},
+                            headers=auth(key))
+    assert response.status_code == 200
+    with _session(app) as session:
+        return session.scalars(select(OutboxEvent.id).where(
+            OutboxEvent.program_id == program["id"], OutboxEvent.kind == PROGRAM_REFRESH)
+            .order_by(OutboxEvent.id.desc())).first()
+
+
+def _push_counts(fake, devices, since: int) -> list[int]:
+    tokens = [push.token for push in fake.pushes[since:]]
+    return [tokens.count(device.push_token) for device in devices]
+
+
+def _registration_id(app, device) -> int:
+    with _session(app) as session:
+        return session.scalar(select(DeviceRegistration.id).where(
+            DeviceRegistration.device_library_id == device.library_id))
+
+
+def _revive(app, event_id) -> None:
+    """What `punchpass outbox retry-dead` does for one event."""
+    with _session(app) as session:
+        session.execute(update(OutboxEvent).where(OutboxEvent.id == event_id)
+                        .values(dead_at=None, available_at=utcnow()))
+        session.commit()
 
 
 def _pass_json(pkpass: bytes) -> dict:
