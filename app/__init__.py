@@ -6,6 +6,7 @@ to the embedded worker (`services(app).relay.connect(...)`)."""
 from __future__ import annotations
 
 import logging
+import re
 
 from apiflask import APIFlask
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
@@ -25,6 +26,10 @@ from app.wallet import bp as wallet_bp
 from passes import CertificateError, PassSigner, make_test_chain
 
 log = logging.getLogger(__name__)
+# The pass library names its arguments; the operator knows them as these settings.
+_SETTINGS = {"cert": "APPLE_PASS_CERT", "key": "APPLE_PASS_KEY", "wwdr": "APPLE_WWDR_CERT",
+             "password": "APPLE_PASS_KEY_PASSWORD", "pass_type_id": "APPLE_PASS_TYPE_ID", "team_id": "APPLE_TEAM_ID"}
+_SETTING_NAMES = re.compile(r"`(%s)`" % "|".join(_SETTINGS))
 
 
 def create_app(config: Config | None = None, **overrides) -> APIFlask:
@@ -74,7 +79,7 @@ def _signer(config: Config) -> PassSigner:
     try:
         return load_signer(apple)
     except CertificateError as error:
-        raise ConfigError(str(error)) from None
+        raise ConfigError(_SETTING_NAMES.sub(lambda name: _SETTINGS[name[1]], str(error))) from None
 
 
 def _reissue_cards_after_a_settings_change(sessions: sessionmaker[Session], config: Config) -> None:

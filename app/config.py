@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 
 DEV_PASS_TYPE_ID = "pass.dev.punchpass"
 DEV_TEAM_ID = "PUNCHDEV01"
-APNS_PRODUCTION_URL = "https://api.push.apple.com"
-GOOGLE_WALLET_URL = "https://walletobjects.googleapis.com/walletobjects/v1"
+APNS_PRODUCTION_URL = "https://api.push.apple.com"  # Apple: Wallet push tokens are production tokens
 
 
 class ConfigError(Exception):
@@ -47,7 +46,8 @@ class Config:
 
     @property
     def web_service_url(self) -> str:
-        """Apple appends `/v1/...` itself, so this must not end in /v1 (spec/apple.md item 6)."""
+        """Apple appends `/v1/...` itself, so this must not end in /v1 (Apple, "PassKit Web Service
+        Reference": the device calls webServiceURL/v1/devices/...)."""
         return self.public_base_url + "/wallet"
 
     def with_overrides(self, **changes) -> "Config":

@@ -98,7 +98,8 @@ class ProgramImage(Base):
 
 
 class Tier(Base):
-    """A member qualifies on lifetime points earned, not on the spendable balance (spec/loyalty.md b9)."""
+    """A member qualifies on lifetime points earned, not on the spendable balance (as Square Loyalty and Open
+    Loyalty do: spending must never cost a member their status)."""
     __tablename__ = "tiers"
     __table_args__ = (UniqueConstraint("program_id", "name"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -2,7 +2,7 @@
 
 root CA -> "WWDR" intermediate -> Pass Type ID certificate (signs passes, and is the
 APNs TLS client certificate), plus root CA -> ``localhost`` TLS server certificate for
-the local fake APNs / Google servers. Nothing here is trusted by a real device.
+the local fake APNs. Nothing here is trusted by a real device.
 """
 
 from __future__ import annotations

@@ -37,7 +37,9 @@ _VERSION_1 = bytes.fromhex("020101")
 
 
 class CertificateError(ValueError):
-    """A certificate, key or WWDR setting that would produce passes Wallet refuses."""
+    """A certificate, key or WWDR certificate that would produce passes Wallet refuses. The message names the
+    argument at fault in backticks (`cert`, `key`, `wwdr`, `password`, `pass_type_id`, `team_id`), so an app
+    can put its own setting names there."""
 
 
 class PassSigner:
@@ -46,7 +48,7 @@ class PassSigner:
     def __init__(self, cert: x509.Certificate, key: rsa.RSAPrivateKey, wwdr: x509.Certificate):
         """Keep the parsed objects and pre-encode everything a signature repeats."""
         if not isinstance(key, rsa.RSAPrivateKey):
-            raise CertificateError("APPLE_PASS_KEY: expected an RSA private key (Apple issues RSA-2048)")
+            raise CertificateError("`key`: expected an RSA private key (Apple issues RSA-2048)")
         self.cert, self.wwdr, self._key = cert, wwdr, key
         self._check_key_matches()
         self.pass_type_id = _pass_type_id(cert)
@@ -64,20 +66,20 @@ class PassSigner:
                    password: str | bytes | None = None) -> PassSigner:
         """Load cert (PEM/DER) + key (PEM, maybe encrypted), or a .p12 as `cert` with key=None."""
         password = password.encode() if isinstance(password, str) else password
-        wwdr_cert = _load_cert(_read("APPLE_WWDR_CERT", wwdr), "APPLE_WWDR_CERT")
+        wwdr_cert = _load_cert(_read("`wwdr`", wwdr), "`wwdr`")
         if key is None:
-            pass_cert, pass_key = _load_p12(_read("APPLE_PASS_CERT", cert), password)
+            pass_cert, pass_key = _load_p12(_read("`cert`", cert), password)
             return cls(pass_cert, pass_key, wwdr_cert)
-        pass_cert = _load_cert(_read("APPLE_PASS_CERT", cert), "APPLE_PASS_CERT")
-        return cls(pass_cert, _load_key(_read("APPLE_PASS_KEY", key), password), wwdr_cert)
+        pass_cert = _load_cert(_read("`cert`", cert), "`cert`")
+        return cls(pass_cert, _load_key(_read("`key`", key), password), wwdr_cert)
 
     @classmethod
     def from_pem(cls, cert_pem: bytes, key_pem: bytes, wwdr_pem: bytes,
                  password: str | bytes | None = None) -> PassSigner:
         """Load from in-memory PEM (e.g. secrets from the environment)."""
         password = password.encode() if isinstance(password, str) else password
-        return cls(_load_cert(cert_pem, "APPLE_PASS_CERT"), _load_key(key_pem, password),
-                   _load_cert(wwdr_pem, "APPLE_WWDR_CERT"))
+        return cls(_load_cert(cert_pem, "`cert`"), _load_key(key_pem, password),
+                   _load_cert(wwdr_pem, "`wwdr`"))
 
     def check(self, pass_type_id: str | None = None, team_id: str | None = None,
               now: dt.datetime | None = None) -> None:
@@ -87,9 +89,9 @@ class PassSigner:
         if pass_type_id is not None:
             self._check_pass_type_id(pass_type_id)
         if team_id is not None and self.team_id != team_id:
-            raise CertificateError(f"APPLE_PASS_CERT: certificate is for team {self.team_id} "
-                                   f"but APPLE_TEAM_ID is {team_id}")
-        _check_validity("APPLE_PASS_CERT", self.cert, now)
+            raise CertificateError(f"`cert`: certificate is for team {self.team_id} "
+                                   f"but `team_id` is {team_id}")
+        _check_validity("`cert`", self.cert, now)
         self._check_key_matches()
         self._check_wwdr_issued_cert(now)
 
@@ -108,27 +110,27 @@ class PassSigner:
         cn_id = common_name[len(PASS_TYPE_CN_PREFIX):] if common_name.startswith(PASS_TYPE_CN_PREFIX) else None
         for found in (self.pass_type_id, cn_id):
             if found is not None and found != expected:
-                raise CertificateError(f"APPLE_PASS_CERT: certificate is for {found} "
-                                       f"but APPLE_PASS_TYPE_ID is {expected}")
+                raise CertificateError(f"`cert`: certificate is for {found} "
+                                       f"but `pass_type_id` is {expected}")
         if self.pass_type_id is None:
-            raise CertificateError("APPLE_PASS_CERT: certificate has no pass type id (subject UID); "
+            raise CertificateError("`cert`: certificate has no pass type id (subject UID); "
                                    "is this a Pass Type ID certificate?")
 
     def _check_key_matches(self) -> None:
         """A key from another certificate signs fine but Wallet rejects the pass."""
         if self._key.public_key().public_numbers() != self.cert.public_key().public_numbers():
-            raise CertificateError("APPLE_PASS_KEY: private key does not belong to the certificate in "
-                                   "APPLE_PASS_CERT")
+            raise CertificateError("`key`: private key does not belong to the certificate in "
+                                   "`cert`")
 
     def _check_wwdr_issued_cert(self, now: dt.datetime) -> None:
         """Catch the classic wrong-intermediate mistake (expired G1 instead of G4)."""
-        _check_validity("APPLE_WWDR_CERT", self.wwdr, now)
+        _check_validity("`wwdr`", self.wwdr, now)
         try:
             self.cert.verify_directly_issued_by(self.wwdr)
         except (ValueError, TypeError, InvalidSignature):
             raise CertificateError(
-                f"APPLE_WWDR_CERT: the pass certificate was issued by '{self.cert.issuer.rfc4514_string()}' "
-                f"but APPLE_WWDR_CERT is '{self.wwdr.subject.rfc4514_string()}' (passes need WWDR G4)"
+                f"`wwdr`: the pass certificate was issued by '{self.cert.issuer.rfc4514_string()}' "
+                f"but `wwdr` is '{self.wwdr.subject.rfc4514_string()}' (passes need WWDR G4)"
             ) from None
 
 
@@ -215,11 +217,11 @@ def _load_key(data: bytes, password: bytes | None) -> rsa.RSAPrivateKey:
         return serialization.load_pem_private_key(data, password)
     except TypeError:
         if password is None:
-            raise CertificateError("APPLE_PASS_KEY: key is encrypted; set APPLE_PASS_KEY_PASSWORD") from None
+            raise CertificateError("`key`: key is encrypted; set `password`") from None
         return _load_key(data, None)
     except ValueError:
-        message = "wrong APPLE_PASS_KEY_PASSWORD" if password else "not a PEM private key"
-        raise CertificateError(f"APPLE_PASS_KEY: {message}") from None
+        message = "wrong `password`" if password else "not a PEM private key"
+        raise CertificateError(f"`key`: {message}") from None
 
 
 def _load_p12(data: bytes, password: bytes | None) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
@@ -227,7 +229,7 @@ def _load_p12(data: bytes, password: bytes | None) -> tuple[x509.Certificate, rs
     try:
         key, cert, _ = pkcs12.load_key_and_certificates(data, password)
     except ValueError:
-        raise CertificateError("APPLE_PASS_CERT: cannot open the .p12 (wrong APPLE_PASS_KEY_PASSWORD?)") from None
+        raise CertificateError("`cert`: cannot open the .p12 (wrong `password`?)") from None
     if cert is None or key is None:
-        raise CertificateError("APPLE_PASS_CERT: the .p12 must hold both the certificate and its private key")
+        raise CertificateError("`cert`: the .p12 must hold both the certificate and its private key")
     return cert, key

@@ -150,7 +150,8 @@ def check_nfc(message: str, public_key: str | None) -> None:
 
 
 def store_card_json(card: StoreCard) -> dict:
-    """The card's `pass.json`; never a `relevantDate` (store cards get filed as expired, spec 8)."""
+    """The card's `pass.json`; never a `relevantDate`: Wallet files a store card with one as expired a day
+    later (reported on dotnet-passbook #186; Apple deprecated it for relevantDates in iOS 18)."""
     pass_json = {
         "formatVersion": 1,
         "passTypeIdentifier": card.pass_type_id,

@@ -20,17 +20,17 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
+from app.config import APNS_PRODUCTION_URL
 from workers.apns_h2 import Pusher
 from workers.apns_results import CONNECTION_FAILED, TIMED_OUT, TLS_REJECTED, PushResult, classify
 
 __all__ = [
-    "PRODUCTION_URL", "APNsClient", "PushResult", "classify", "close_shared_clients",
+    "APNsClient", "PushResult", "classify", "close_shared_clients",
     "make_tls_context", "shared_client",
 ]
 
 logger = logging.getLogger(__name__)
 
-PRODUCTION_URL = "https://api.push.apple.com"  # Apple: Wallet push tokens are production tokens
 __all__ += ["CONNECTION_FAILED", "TIMED_OUT", "TLS_REJECTED"]  # reasons of pushes APNs never answered
 
 
@@ -67,7 +67,7 @@ class APNsClient:
 
     def __init__(self, *, cert_path=None, key_path=None, cert_pem: bytes | None = None,
                  key_pem: bytes | None = None, key_password=None, ca_file=None,
-                 base_url: str = PRODUCTION_URL, timeout: float = 30.0, max_in_flight: int = 1000) -> None:
+                 base_url: str = APNS_PRODUCTION_URL, timeout: float = 30.0, max_in_flight: int = 1000) -> None:
         url = urlsplit(base_url)
         if url.scheme != "https" or not url.hostname:
             raise ValueError(f"APNs base URL must be https://host[:port], got {base_url!r}")

@@ -9,9 +9,10 @@ from apiflask.fields import Boolean, DateTime, Decimal, Email, File, Integer, Li
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import ValidationError, validates_schema
 
-LOCALES = ("en", "ja", "ko")
-BARCODE_FORMATS = ("qr", "pdf417", "aztec", "code128")
-MAX_POINTS = 10_000_000
+from app.domain.ledger import MAX_POINTS, ROUNDING
+from passes.storecard import BARCODE_FORMATS
+from passes.strings import LOCALES
+
 
 
 def _decimal_between(low, high):
@@ -63,11 +64,11 @@ class ProgramIn(Schema):
     name = String(required=True, validate=Length(1, 200))
     currency = String(validate=Regexp(r"^[A-Z]{3}$", error="Must be an ISO 4217 code such as USD or JPY."))
     points_per_unit = Decimal(validate=_decimal_between(0, 10_000), places=4)
-    rounding = String(validate=OneOf(("down", "nearest", "up")))
+    rounding = String(validate=OneOf(tuple(ROUNDING)))
     branding = Nested(BrandingIn)
     tiers = List(Nested(TierIn), validate=Length(max=20))
     locales = List(String(validate=OneOf(LOCALES)), validate=Length(min=1, max=len(LOCALES)))
-    barcode_format = String(validate=OneOf(BARCODE_FORMATS))
+    barcode_format = String(validate=OneOf(tuple(BARCODE_FORMATS)))
     terms = String(validate=Length(max=4000), allow_none=True)
     program_info = String(validate=Length(max=4000), allow_none=True)
 

@@ -15,13 +15,13 @@ from app.domain.passupdates import card_changed
 from app.domain.tiers import retier
 from app.models import LedgerEntry, Member, Program, Reward
 
-_ROUNDING = {"down": ROUND_DOWN, "nearest": ROUND_HALF_UP, "up": ROUND_UP}
+ROUNDING = {"down": ROUND_DOWN, "nearest": ROUND_HALF_UP, "up": ROUND_UP}  # a program's money-to-points rule
 MAX_POINTS = 10_000_000
 
 
 def points_for_amount(program: Program, amount: Decimal) -> int:
     """Money to points by the program's rule; rounding down unless the program says otherwise."""
-    points = (Decimal(amount) * Decimal(program.points_per_unit)).quantize(Decimal(1), _ROUNDING[program.rounding])
+    points = (Decimal(amount) * Decimal(program.points_per_unit)).quantize(Decimal(1), ROUNDING[program.rounding])
     return int(points)
 
 

@@ -108,12 +108,12 @@ def test_check_accepts_matching_ids(signer):
 def test_check_names_both_ids_when_pass_type_id_differs(signer):
     with pytest.raises(CertificateError) as raised:
         signer.check(pass_type_id="pass.com.example")
-    assert str(raised.value) == ("APPLE_PASS_CERT: certificate is for pass.dev.punchpass "
-                                 "but APPLE_PASS_TYPE_ID is pass.com.example")
+    assert str(raised.value) == ("`cert`: certificate is for pass.dev.punchpass "
+                                 "but `pass_type_id` is pass.com.example")
 
 
 def test_check_rejects_other_team(signer):
-    with pytest.raises(CertificateError, match="APPLE_TEAM_ID is OTHERTEAM1"):
+    with pytest.raises(CertificateError, match="`team_id` is OTHERTEAM1"):
         signer.check(team_id="OTHERTEAM1")
 
 
@@ -130,18 +130,18 @@ def test_check_rejects_certificate_not_yet_valid(signer):
 def test_check_rejects_expired_dev_certificate(tmp_path):
     chain = make_test_chain(tmp_path, days=-1)
     expired = PassSigner.from_files(chain["pass_cert"], chain["pass_key"], chain["wwdr"])
-    with pytest.raises(CertificateError, match="APPLE_PASS_CERT: certificate expired"):
+    with pytest.raises(CertificateError, match="`cert`: certificate expired"):
         expired.check()
 
 
 def test_key_of_another_certificate_is_rejected_at_load(dev_chain):
-    with pytest.raises(CertificateError, match="APPLE_PASS_KEY: private key does not belong"):
+    with pytest.raises(CertificateError, match="`key`: private key does not belong"):
         PassSigner.from_files(dev_chain["pass_cert"], dev_chain["server_key"], dev_chain["wwdr"])
 
 
 def test_check_rejects_wwdr_that_did_not_issue_the_pass_certificate(dev_chain):
     wrong = PassSigner.from_files(dev_chain["pass_cert"], dev_chain["pass_key"], dev_chain["root_ca"])
-    with pytest.raises(CertificateError, match="APPLE_WWDR_CERT: the pass certificate was issued by"):
+    with pytest.raises(CertificateError, match="`wwdr`: the pass certificate was issued by"):
         wrong.check()
 
 
@@ -154,7 +154,7 @@ def test_p12_with_password_loads_certificate_and_key(tmp_path, dev_chain):
 
 def test_p12_with_wrong_password_is_a_certificate_error(tmp_path, dev_chain):
     p12 = _write_p12(tmp_path, dev_chain, b"s3cret")
-    with pytest.raises(CertificateError, match="APPLE_PASS_KEY_PASSWORD"):
+    with pytest.raises(CertificateError, match="`password`"):
         PassSigner.from_files(p12, None, dev_chain["wwdr"], password="wrong")
 
 
@@ -165,9 +165,9 @@ def test_encrypted_key_loads_with_password_and_asks_for_one_without(tmp_path, de
     cert, wwdr = dev_chain["pass_cert"].read_bytes(), dev_chain["wwdr"].read_bytes()
     assert PassSigner.from_pem(cert, encrypted, wwdr, password=b"pw").key_pem == PassSigner.from_pem(
         cert, dev_chain["pass_key"].read_bytes(), wwdr).key_pem
-    with pytest.raises(CertificateError, match="set APPLE_PASS_KEY_PASSWORD"):
+    with pytest.raises(CertificateError, match="set `password`"):
         PassSigner.from_pem(cert, encrypted, wwdr)
-    with pytest.raises(CertificateError, match="wrong APPLE_PASS_KEY_PASSWORD"):
+    with pytest.raises(CertificateError, match="wrong `password`"):
         PassSigner.from_pem(cert, encrypted, wwdr, password=b"nope")
 
 
@@ -179,7 +179,7 @@ def test_der_certificate_as_downloaded_from_apple_loads(tmp_path, dev_chain):
 
 
 def test_missing_file_names_the_setting(tmp_path, dev_chain):
-    with pytest.raises(CertificateError, match="APPLE_WWDR_CERT: cannot read"):
+    with pytest.raises(CertificateError, match="`wwdr`: cannot read"):
         PassSigner.from_files(dev_chain["pass_cert"], dev_chain["pass_key"], tmp_path / "missing.pem")
 
 
