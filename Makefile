@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 PYTEST_ARGS ?= tests
 
-.PHONY: run test install bench clean
+.PHONY: run test lint install bench clean
 
 $(BIN)/punchpass: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Punchpass needs Python 3.11 or newer"; exit 1; }
@@ -25,6 +25,10 @@ run: install
 ## make test: the whole suite (PostgreSQL/Redis when PUNCHPASS_TEST_DATABASE_URL/PUNCHPASS_TEST_REDIS_URL are set)
 test: install
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+## make lint: ruff with the rule set in pyproject.toml (pyflakes, pycodestyle errors, import order, bugbear)
+lint: install
+	$(BIN)/ruff check .
 
 ## make bench: the figures in docs/performance.md (needs PostgreSQL and Redis on loopback for latency/fanout)
 bench: install

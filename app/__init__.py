@@ -19,10 +19,10 @@ from app.config import Config, ConfigError, load_config
 from app.db import make_engine, make_session_factory
 from app.domain.passupdates import card_settings_changed
 from app.errors import apiflask_error_processor, register_error_handlers
-from app.pages import bp as pages_bp
+from app.pages.routes import bp as pages_bp
 from app.relay import OutboxRelay
 from app.services import EXTENSION, Services, close_db_session
-from app.wallet import bp as wallet_bp
+from app.wallet.routes import bp as wallet_bp
 from passes import CertificateError, PassSigner, make_test_chain
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,8 @@
 """The `punchpass` command. Every command reads settings through `load_config`; a bad setting is one line on
-stderr naming it, and exit status 2."""
+stderr naming it, and exit status 2.
+
+An entry point, like wsgi.py: it wires app/ and workers/ together, so it may import both. Each command imports
+what it needs inside its function, so `punchpass dev-certs` does not load Flask, rq and the models first."""
 
 from __future__ import annotations
 

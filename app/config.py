@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from passes.storecard import check_nfc
+
 DEV_PASS_TYPE_ID = "pass.dev.punchpass"
 DEV_TEAM_ID = "PUNCHDEV01"
 APNS_PRODUCTION_URL = "https://api.push.apple.com"  # Apple: Wallet push tokens are production tokens
@@ -105,7 +107,6 @@ def _apple_config(env: dict, instance_dir: Path) -> AppleConfig:
 def _nfc_settings(env: dict) -> dict:
     key = env.get("APPLE_NFC_PUBLIC_KEY") or None
     if key is not None:
-        from passes.storecard import check_nfc
         try:
             check_nfc("probe", key)
         except ValueError as error:

@@ -7,6 +7,7 @@ import logging
 
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from app.domain.errors import Conflict, DomainError, InsufficientPoints, InvalidInput, NotFound
 
@@ -76,7 +77,6 @@ def _field_errors(detail: dict) -> dict:
 
 
 def _title(status: int, message: str | None) -> str:
-    from werkzeug.http import HTTP_STATUS_CODES
     return HTTP_STATUS_CODES.get(status, message or "Error")
 
 

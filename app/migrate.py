@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
+from app.db import make_engine
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -19,7 +21,6 @@ def alembic_config(database_url: str) -> AlembicConfig:
 
 def upgrade_database(database_url: str, revision: str = "head") -> None:
     """Idempotent: a database already at head is left as it is."""
-    from app.db import make_engine
     if database_url.startswith("sqlite"):
         make_engine(database_url).dispose()  # creates the parent folder
     command.upgrade(alembic_config(database_url), revision)

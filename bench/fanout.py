@@ -29,11 +29,34 @@ from sqlalchemy import select, text
 
 from app.domain.passupdates import PROGRAM_REFRESH
 from app.models import OutboxEvent, utcnow
-from bench.harness import (REDIS_URL, ROOT, CpuMeter, FakeAPNsProcess, RssSampler, app_env, app_in_process,
-                           bulk_insert, exit_on_sigterm, flushed_redis, format_cpu, free_port, fresh_database,
-                           job_started, machine, make_merchant_key, memory_kb, merchant_headers, named_processes,
-                           push_batches, run_folder, start_workers, stop_dispatch, stop_process, traced_peak,
-                           wait_for_outbox)
+from bench.harness import (
+    REDIS_URL,
+    ROOT,
+    CpuMeter,
+    FakeAPNsProcess,
+    RssSampler,
+    app_env,
+    app_in_process,
+    bulk_insert,
+    exit_on_sigterm,
+    flushed_redis,
+    format_cpu,
+    free_port,
+    fresh_database,
+    job_started,
+    machine,
+    make_merchant_key,
+    memory_kb,
+    merchant_headers,
+    named_processes,
+    push_batches,
+    run_folder,
+    start_workers,
+    stop_dispatch,
+    stop_process,
+    traced_peak,
+    wait_for_outbox,
+)
 from passes import make_test_chain
 
 TARGET_PEAK_MB = 150
@@ -200,7 +223,8 @@ def profile_in_process(app, engine, client, key: str, program_id: int) -> dict:
 def report(result: dict, args) -> None:
     """The figures docs/performance.md quotes, one aspect per line."""
     fake, event = result["fake"], result["event"]
-    window = lambda t: result["started"] <= t <= result["settled"]  # noqa: E731 (not the profile's pushes)
+    def window(t: float) -> bool:  # not the profile's pushes
+        return result["started"] <= t <= result["settled"]
     fanned = {token: [t for t in times if window(t)] for token, times in fake["arrivals"].items()
               if token != result["bystander_token"]}
     arrivals = sorted(t for times in fanned.values() for t in times)

@@ -505,7 +505,8 @@ def machine() -> str:
     """The machine and the code measured (commit, and whether app/ or workers/ differ from it)."""
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
-    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     changed = git("status", "--porcelain", "--", "app", "workers", "passes")
     code = f"commit {git('rev-parse', '--short', 'HEAD') or '?'}" + (" + uncommitted changes" if changed else "")
     return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, {code}"

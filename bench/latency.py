@@ -39,10 +39,28 @@ from urllib.parse import urlsplit
 from sqlalchemy import create_engine
 
 from app.config import DEV_PASS_TYPE_ID
-from bench.harness import (REDIS_URL, Api, CpuMeter, FakeAPNsProcess, app_env, exit_on_sigterm, expect,
-                           flushed_redis, format_cpu, free_port, fresh_database, machine, make_merchant_key,
-                           named_processes, pending_events, process_tree, run_folder, start_web, start_workers,
-                           wait_for_outbox)
+from bench.harness import (
+    REDIS_URL,
+    Api,
+    CpuMeter,
+    FakeAPNsProcess,
+    app_env,
+    exit_on_sigterm,
+    expect,
+    flushed_redis,
+    format_cpu,
+    free_port,
+    fresh_database,
+    machine,
+    make_merchant_key,
+    named_processes,
+    pending_events,
+    process_tree,
+    run_folder,
+    start_web,
+    start_workers,
+    wait_for_outbox,
+)
 from passes import make_test_chain
 
 WARM_UP_EARNS = 20
@@ -137,7 +155,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     if not ordered:
         return {}
-    rank = lambda p: ordered[min(len(ordered) - 1, max(0, -(-len(ordered) * p // 100) - 1))]  # noqa: E731
+    def rank(p: float):
+        return ordered[min(len(ordered) - 1, max(0, -(-len(ordered) * p // 100) - 1))]
     return {"p50": rank(50) * 1e3, "p90": rank(90) * 1e3, "p99": rank(99) * 1e3, "max": ordered[-1] * 1e3}
 
 

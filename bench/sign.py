@@ -153,7 +153,8 @@ def main() -> None:
 def print_figures(rates: dict[str, float], wallet_rate: float, assets: dict[str, bytes], size: int) -> None:
     """The table and ratios, one figure per line."""
     asset_kb, pass_json_kb = sum(map(len, assets.values())) / 1024, len(pass_json_bytes(card_json("M-1"))) / 1024
-    print(f"card: {len(assets)} assets, {asset_kb:.0f} KB; .pkpass {size / 1024:.0f} KB; pass.json {pass_json_kb:.1f} KB")
+    print(f"card: {len(assets)} assets, {asset_kb:.0f} KB; .pkpass {size / 1024:.0f} KB; "
+          f"pass.json {pass_json_kb:.1f} KB")
     print(f"raw RSA-2048 sign (cryptography key.sign)      {rates['raw']:8.0f} /s")
     print(f"PassPackager.package (ours, service path)      {rates['ours']:8.0f} passes/s")
     print(f"package_pass (ours, one-shot zipfile path)     {rates['one_shot']:8.0f} passes/s")

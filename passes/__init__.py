@@ -1,8 +1,8 @@
 """Punchpass pass library: build, sign and package wallet passes from plain Python."""
 
+from passes.images import ImageError, default_images, prepare_image
 from passes.pkpass import PassPackager, package_pass
 from passes.signing import CertificateError, PassSigner
-from passes.images import ImageError, default_images, prepare_image
 from passes.storecard import Branding, Goal, StoreCard, store_card_json
 from passes.strings import pass_strings
 

@@ -14,8 +14,8 @@ import io
 import json
 import struct
 import time
-import zlib
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 RESERVED_NAMES = frozenset({"pass.json", "manifest.json", "signature"})

@@ -12,9 +12,9 @@ from flask import Flask
 from sqlalchemy import update
 
 from app import create_app
-from app.services import db_session
 from app.domain.passupdates import APPLE_PUSH, PROGRAM_REFRESH
 from app.models import OutboxEvent, utcnow
+from app.services import db_session
 from workers import wallet_push
 from workers.errors import DeliveryFailed, RetryLater
 

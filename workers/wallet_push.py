@@ -13,8 +13,8 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from app.domain.devices import is_push_token
-from app.services import app_config, services
 from app.models import DeviceRegistration, Member, OutboxEvent, Program
+from app.services import app_config, services
 from workers.apns import PushResult, shared_client
 from workers.errors import DeliveryFailed, RetryLater
 
@@ -82,7 +82,7 @@ def _push(session, devices) -> list[tuple[int, PushResult]]:
     gone = {result.token for result in results if result.outcome == "unregistered"}
     if gone:
         session.execute(delete(DeviceRegistration).where(DeviceRegistration.push_token.in_(gone)))
-    return [(device.id, result) for device, result in zip(devices, results) if result.outcome == "retry"]
+    return [(device.id, result) for device, result in zip(devices, results, strict=True) if result.outcome == "retry"]
 
 
 def _refuse_misconfigured(results: list[PushResult], *, topic_accepted: bool) -> None:

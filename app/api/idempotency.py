@@ -15,10 +15,10 @@ from flask import make_response, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.services import db_session
 from app.auth import current_caller
 from app.errors import problem
 from app.models import IdempotencyRecord
+from app.services import db_session
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

@@ -5,14 +5,23 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 from flask import Response
 
-from app.services import db_session
 from app.api.idempotency import idempotent_write
 from app.api.present import member_json, transaction_json
-from app.api.schemas import (AdjustIn, EarnIn, MemberIn, MemberOut, PageQuery, RedeemIn, ReverseIn, TransactionPage,
-                             TransactionResult)
+from app.api.schemas import (
+    AdjustIn,
+    EarnIn,
+    MemberIn,
+    MemberOut,
+    PageQuery,
+    RedeemIn,
+    ReverseIn,
+    TransactionPage,
+    TransactionResult,
+)
 from app.auth import ADMIN, POS, auth, current_caller
 from app.cards import pkpass_response
 from app.domain import ledger, members, programs
+from app.services import db_session
 
 bp = APIBlueprint("members", __name__, url_prefix="/api/v1", tag="Members")
 

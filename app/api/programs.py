@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from app.services import db_session
 from app.api.idempotency import idempotent_write
 from app.api.present import program_json
 from app.api.schemas import ImageUpload, ProgramIn, ProgramOut, ProgramPatch, RewardIn, RewardOut
 from app.auth import ADMIN, auth, current_caller
 from app.domain import programs
 from app.domain.errors import InvalidInput
+from app.services import db_session
 from passes.images import ImageError, prepare_image
 
 bp = APIBlueprint("programs", __name__, url_prefix="/api/v1", tag="Programs")

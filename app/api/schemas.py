@@ -14,7 +14,6 @@ from passes.storecard import BARCODE_FORMATS
 from passes.strings import LOCALES
 
 
-
 def _decimal_between(low, high):
     """A plain function, not Range: apispec would print a Decimal field's bounds as strings, which is not
     valid OpenAPI."""

@@ -14,6 +14,7 @@ from app.domain.tiers import next_tier, retier
 from app.models import Member, Program, utcnow
 from passes import Goal
 from passes.strings import LOCALES
+
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 
 

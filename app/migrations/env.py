@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import app.models  # noqa: F401  (registers the tables on Base.metadata)
+import app.models  # noqa: F401 - imported to register the tables on Base.metadata
 from app.db import Base
 
 url = context.config.get_main_option("sqlalchemy.url")

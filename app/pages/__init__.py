@@ -1,7 +1,6 @@
-"""Public pages: the customer's card link, the home page (the routes are in `routes.py`)."""
+"""Public pages: the customer's card link, the home page. Only the blueprint lives here; its routes are in `routes.py`,
+which the app factory imports."""
 
 from flask import Blueprint
 
 bp = Blueprint("pages", __name__)
-
-from app.pages import routes  # noqa: E402, F401 - registers the routes on bp; they import bp from here

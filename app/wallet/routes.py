@@ -12,8 +12,7 @@ from flask import Response, abort, request
 from sqlalchemy import select
 
 from app.cards import pkpass_response
-from app.domain.devices import (is_push_token, record_device_logs, register_device, unregister_device,
-                                updated_serials)
+from app.domain.devices import is_push_token, record_device_logs, register_device, unregister_device, updated_serials
 from app.domain.members import apply_personalization
 from app.domain.passupdates import last_modified, unchanged_since
 from app.models import Member, utcnow

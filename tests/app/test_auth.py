@@ -13,8 +13,19 @@ from sqlalchemy import select
 from app.cli import cli
 from app.models import ApiKey
 from app.services import services
-from tests.factories import (assert_problem, auth, earn, make_api_key, make_member, make_merchant, make_png,
-                             make_program, merchant_api_routes, redeem, revoke_api_key)
+from tests.factories import (
+    assert_problem,
+    auth,
+    earn,
+    make_api_key,
+    make_member,
+    make_merchant,
+    make_png,
+    make_program,
+    merchant_api_routes,
+    redeem,
+    revoke_api_key,
+)
 
 
 def test_every_api_route_without_authorization_is_401(app, client):

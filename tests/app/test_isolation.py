@@ -7,14 +7,25 @@ from __future__ import annotations
 import uuid
 from io import BytesIO
 
-from tests.factories import (assert_problem, auth, make_api_key, make_member, make_merchant, make_png, make_program,
-                             make_reward, merchant_api_routes, redeem)
+from tests.factories import (
+    assert_problem,
+    auth,
+    make_api_key,
+    make_member,
+    make_merchant,
+    make_png,
+    make_program,
+    make_reward,
+    merchant_api_routes,
+    redeem,
+)
 
 KNOWN_ENDPOINTS = {
     ("POST", "programs.create_program"), ("GET", "programs.get_program"), ("PATCH", "programs.update_program"),
     ("POST", "programs.create_reward"), ("PUT", "programs.upload_image"), ("POST", "members.enroll"),
     ("GET", "members.get_member"), ("POST", "members.earn"), ("POST", "members.redeem"),
-    ("POST", "members.reverse"), ("POST", "members.adjust"), ("GET", "members.transactions"), ("GET", "members.member_pass"),
+    ("POST", "members.reverse"), ("POST", "members.adjust"), ("GET", "members.transactions"),
+    ("GET", "members.member_pass"),
     ("POST", "checkout.lookup"),
 }
 

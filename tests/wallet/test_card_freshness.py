@@ -11,7 +11,6 @@ from email.utils import parsedate_to_datetime
 import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from sqlalchemy import select
 
 from app import create_app

@@ -102,6 +102,7 @@ def test_a_malformed_nfc_key_stops_start_up(test_env):
 
 def test_sign_up_logo_fits_apples_150_by_40_box_even_for_a_wide_logo(enrolling_app):
     from PIL import Image
+
     from tests.factories import make_png
     client = enrolling_app.test_client()
     _, key = make_merchant(enrolling_app)

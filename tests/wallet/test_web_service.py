@@ -2,17 +2,15 @@
 
 import io
 import json
-import zipfile
-from datetime import timedelta
-
 import uuid
+import zipfile
 
 import pytest
 from sqlalchemy import select
 
 from app.models import DeviceLog, DeviceRegistration
 from app.services import services
-from tests.factories import TEST_PASS_TYPE_ID, auth, earn, make_member, make_merchant, make_program
+from tests.factories import TEST_PASS_TYPE_ID, earn, make_member, make_merchant, make_program
 
 PUSH_TOKEN = "ab" * 32
 

@@ -15,8 +15,7 @@ from app.models import OutboxEvent
 from app.services import services
 from tests.factories import auth, earn, make_member, make_merchant, make_program, redeem
 from tests.workers.test_wallet_push import Device, _pending_events
-from workers.queue import QUEUE_NAME, RQDispatcher, connect_rq
-from workers.queue import sweep_outbox
+from workers.queue import QUEUE_NAME, RQDispatcher, connect_rq, sweep_outbox
 
 REDIS_URL = os.environ.get("PUNCHPASS_TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="set PUNCHPASS_TEST_REDIS_URL (.ci/run does) for rq tests")
