@@ -21,7 +21,7 @@ from app.domain.devices import is_push_token
 from workers.apns_codec import LiteralEncoder, read_body, read_headers
 from workers.apns_results import CONNECTION_FAILED, TIMED_OUT, TLS_REJECTED, PushResult
 
-logger = logging.getLogger("workers.apns")
+logger = logging.getLogger(__name__)
 
 _BODY = b"{}"  # Apple: the payload is an empty JSON dictionary; Wallet ignores any content
 _METHOD = (b":method", b"POST")

@@ -18,7 +18,7 @@ from app.services import db_session
 from workers import wallet_push
 from workers.errors import DeliveryFailed, RetryLater
 
-log = logging.getLogger("punchpass.jobs")
+log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=120)  # a worker that dies mid-delivery gives the event back after this
 MAX_ATTEMPTS = 8
 BACKOFF_BASE, BACKOFF_CAP = 2.0, 600.0  # seconds: 2, 4, 8, ... capped at 10 minutes, each with full jitter
