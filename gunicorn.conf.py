@@ -1,12 +1,34 @@
 """gunicorn's settings for `gunicorn wsgi:app`, read from the project root (the working directory).
 
 Settings are checked once in the master before any worker starts, so a bad one is a single line naming it and
-the server does not start (instead of every worker failing to boot in turn)."""
+the server does not start (instead of every worker failing to boot in turn).
+
+Threaded workers: a sync worker serves one connection at a time, so a few idle TCP connections stalled the whole
+service. A gthread worker gives each request a thread and parks idle connections on its poller (gunicorn >= 26
+also hands back a new connection that sends nothing for 5 s), so silent clients do not hold the workers.
+Anything here can be overridden on the command line (`-b HOST:PORT`, `-w N`, `--threads N`).
+"""
 
 import os
 import sys
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"  # `-b` overrides it
+
+# Processes for CPU, threads for waiting on PostgreSQL, Redis and clients. 8 workers x 8 threads keeps
+# the busiest case at 64 database connections, under PostgreSQL's default max_connections of 100.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * (os.cpu_count() or 1) + 1, 8))
+threads = 8
+
+timeout = 30  # a worker silent this long (stuck, not merely busy: threads keep it alive) is restarted
+graceful_timeout = 20  # on a restart or SIGTERM, requests in flight get this long to finish
+keepalive = 5  # seconds an idle keep-alive connection stays open (clients and proxies reuse them)
+
+# Request heads: our URLs and headers are short; refuse oversized ones (400/431) before Flask sees them.
+# Bodies are capped by the app (MAX_CONTENT_LENGTH).
+limit_request_line = 4094
+limit_request_fields = 50
+limit_request_field_size = 8190
 
 
 def on_starting(server) -> None:

@@ -86,6 +86,14 @@ def test_bad_image_upload_is_422_naming_the_file(client, shop, payload):
     assert "file" in response.get_json()["errors"]
 
 
+def test_image_wider_than_4096_pixels_is_422_naming_the_limit(client, shop):
+    key, program = shop
+    response = client.put(f"/api/v1/programs/{program['id']}/images/strip", headers=auth(key),
+                          data={"file": (io.BytesIO(make_png(5000, 100)), "strip.png")})
+    assert response.status_code == 422
+    assert "4096" in response.get_json()["errors"]["file"][0]
+
+
 def test_unknown_image_kind_is_422(client, shop):
     key, program = shop
     response = client.put(f"/api/v1/programs/{program['id']}/images/banner", headers=auth(key),

@@ -1,12 +1,16 @@
+import os
 import random
 import struct
+import subprocess
+import sys
 import zlib
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from passes.images import MAX_UPLOAD_BYTES, ImageError, default_images, prepare_image
+from passes.images import MAX_SIDE, MAX_UPLOAD_BYTES, ImageError, default_images, prepare_image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -148,8 +152,74 @@ def test_png_header_claiming_huge_dimensions_is_an_image_error(width, height):
     upload = png_header_claiming(width, height)
 
     assert len(upload) < 200
-    with pytest.raises(ImageError, match="too many pixels|could not be read"):
+    with pytest.raises(ImageError, match="too large|could not be read"):
         prepare_image("strip", upload)
+
+
+@pytest.mark.parametrize(("width", "height"), [(MAX_SIDE + 1, 10), (10, MAX_SIDE + 1)])
+def test_side_longer_than_4096_pixels_is_refused_naming_the_limit(width, height):
+    with pytest.raises(ImageError, match="4096"):
+        prepare_image("strip", png_header_claiming(width, height))
+
+
+def test_progressive_jpeg_whose_coefficients_exceed_64_mb_is_refused():
+    upload = encode(Image.new("RGB", (MAX_SIDE, MAX_SIDE)), "JPEG", progressive=True, subsampling=0)
+
+    with pytest.raises(ImageError, match="progressive JPEG"):
+        prepare_image("strip", upload)
+
+
+def largest_png() -> bytes:
+    """A valid 4096 x 4096 RGBA PNG of a few hundred KB, compressed a row at a time (never 64 MB here)."""
+    row = b"\x00" + bytes((x * 7 + channel) % 256 for x in range(MAX_SIDE) for channel in range(4))
+    compressor = zlib.compressobj(6)
+    pixels = b"".join(compressor.compress(row) for _ in range(MAX_SIDE)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", MAX_SIDE, MAX_SIDE, 8, 6, 0, 0, 0)
+    return PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", pixels) + png_chunk(b"IEND", b"")
+
+
+def largest_jpeg(**options) -> bytes:
+    return encode(Image.new("RGB", (MAX_SIDE, MAX_SIDE), (200, 30, 40)), "JPEG", **options)
+
+
+# Runs in a fresh interpreter. ru_maxrss is no use there: after fork and exec it starts from the parent's
+# (pytest's) peak. VmHWM is this process's own, and clear_refs "5" resets it to the current RSS.
+MEASURE_UPLOADS = r"""
+import sys
+from passes.images import prepare_image
+
+def status_mb(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
+
+data = open(sys.argv[1], "rb").read()
+try:
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+except OSError:
+    pass  # the peak then includes start-up too: a stricter test
+before = status_mb("VmRSS")
+for _ in range(2):
+    prepare_image("strip", data)
+print(status_mb("VmHWM") - before, status_mb("VmRSS") - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from Linux's /proc")
+@pytest.mark.parametrize("make_upload", [largest_png, largest_jpeg, lambda: largest_jpeg(progressive=True)],
+                         ids=["png-rgba", "jpeg", "progressive-jpeg"])
+def test_largest_accepted_upload_peaks_under_100_mb_and_keeps_nothing(tmp_path, make_upload):
+    upload = tmp_path / "upload"
+    upload.write_bytes(make_upload())
+    project_root = Path(__file__).resolve().parents[2]
+
+    result = subprocess.run([sys.executable, "-c", MEASURE_UPLOADS, str(upload)], cwd=project_root,
+                            env={**os.environ, "PYTHONPATH": str(project_root)},
+                            capture_output=True, text=True, timeout=60, check=True)
+
+    extra_peak_mb, kept_mb = map(float, result.stdout.split())
+    assert extra_peak_mb < 100, f"peak {extra_peak_mb:.0f} MB above the RSS before the uploads"
+    assert kept_mb < 10, f"{kept_mb:.0f} MB still resident after the uploads"
 
 
 def test_upload_over_the_byte_limit_is_refused_before_decoding():
