@@ -12,6 +12,9 @@ Anything here can be overridden on the command line (`-b HOST:PORT`, `-w N`, `--
 import os
 import sys
 
+from app import check_settings
+from app.config import ConfigError
+
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"  # `-b` overrides it
 
 # Processes for CPU, threads for waiting on PostgreSQL, Redis and clients. 8 workers x 8 threads keeps
@@ -32,8 +35,6 @@ limit_request_field_size = 8190
 
 
 def on_starting(server) -> None:
-    from app import check_settings
-    from app.config import ConfigError
     try:
         check_settings()
     except ConfigError as error:

@@ -20,6 +20,7 @@ from PIL import Image, ImageCms, ImageOps
 # Apple: store cards use icon (required), logo and strip; the rewards-enrollment sheet shows a
 # personalizationLogo of at most 150 x 40. Sizes in points.
 IMAGE_BOXES = {"icon": (29, 29), "logo": (160, 50), "strip": (375, 123), "personalizationLogo": (150, 40)}
+UPLOAD_KINDS = ("logo", "icon", "strip")  # what a merchant uploads; personalizationLogo is made from the logo
 SCALES = (1, 2, 3)
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_SIDE = 4096  # pixels; Apple's largest asset is the strip at 1125 x 369 (@3x)

@@ -11,10 +11,9 @@ from app.auth import ADMIN, auth, current_caller
 from app.domain import programs
 from app.domain.errors import InvalidInput
 from app.services import db_session
-from passes.images import ImageError, prepare_image
+from passes.images import UPLOAD_KINDS, ImageError, prepare_image
 
 bp = APIBlueprint("programs", __name__, url_prefix="/api/v1", tag="Programs")
-IMAGE_KINDS = ("logo", "icon", "strip")
 
 
 @bp.post("/programs")
@@ -69,8 +68,8 @@ def upload_image(program_id, kind, upload):
     """Upload a logo, icon or strip once (PNG or JPEG); it is resized to Apple's @1x, @2x and @3x sizes."""
     session = db_session()
     program = programs.get_program(session, current_caller().merchant_id, program_id)
-    if kind not in IMAGE_KINDS:
-        raise InvalidInput("kind", f"Image kind must be one of {', '.join(IMAGE_KINDS)}.")
+    if kind not in UPLOAD_KINDS:
+        raise InvalidInput("kind", f"Image kind must be one of {', '.join(UPLOAD_KINDS)}.")
     try:
         files = prepare_image(kind, upload["file"].read())
     except ImageError as error:
