@@ -13,13 +13,13 @@ from app.domain.rewards import next_reward
 from app.domain.tiers import next_tier, retier
 from app.models import Member, Program, utcnow
 from passes import Goal
-from passes.strings import LOCALES
+from passes.strings import FALLBACK_LOCALE, LOCALES
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 
 
 def enroll_member(session: Session, program: Program, data: dict) -> Member:
-    default_locale = program.locales[0] if program.locales else "en"
+    default_locale = program.locales[0] if program.locales else FALLBACK_LOCALE
     locale = (data.get("locale") or default_locale).split("-")[0].lower()
     if locale not in LOCALES:
         raise InvalidInput("locale", f"Supported locales are {', '.join(LOCALES)}.")
