@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api import blueprints as api_blueprints
+from app.api.docs import bp as docs_bp
 from app.card_assets import CardAssetsCache
 from app.cards import card_settings_fingerprint, load_signer, signer_id
 from app.config import Config, ConfigError, load_config
@@ -36,7 +37,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     config = config or load_config()
     if overrides:
         config = config.with_overrides(**overrides)
-    app = APIFlask(__name__, title="Punchpass API", version="1", spec_path="/openapi.json", docs_path="/docs")
+    app = APIFlask(__name__, title="Punchpass API", version="1", spec_path="/openapi.json", docs_path=None)
     app.config.update(
         SECRET_KEY=config.secret_key or "dev-not-secret",
         TESTING=config.testing,
@@ -59,7 +60,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     app.error_processor(apiflask_error_processor)
     register_error_handlers(app)
     app.teardown_appcontext(close_db_session)
-    for blueprint in [*api_blueprints, wallet_bp, pages_bp]:
+    for blueprint in [*api_blueprints, docs_bp, wallet_bp, pages_bp]:
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

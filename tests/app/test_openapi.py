@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 CONTRACT_OPERATIONS = {
@@ -68,6 +70,17 @@ def test_docs_page_is_html(client):
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     assert "/openapi.json" in response.get_data(as_text=True)
+
+
+def test_docs_page_loads_only_same_origin_assets_which_answer_200(client):
+    html = client.get("/docs").get_data(as_text=True)
+    urls = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert len(urls) >= 4, urls
+    for url in urls:
+        assert url.startswith("/") and not url.startswith("//"), url
+        with client.get(url) as asset:
+            assert asset.status_code == 200, url
+    assert re.search(r"<script>|<style>|\son\w+=|style=", html) is None, "inline script or style on /docs"
 
 
 def resolve(spec: dict, schema: dict) -> dict:
