@@ -20,6 +20,7 @@ from app.config import Config, ConfigError, load_config
 from app.db import make_engine, make_session_factory
 from app.domain.passupdates import card_settings_changed
 from app.errors import apiflask_error_processor, register_error_handlers
+from app.headers import add_security_headers
 from app.pages.routes import bp as pages_bp
 from app.relay import OutboxRelay
 from app.services import EXTENSION, Services, close_db_session
@@ -60,6 +61,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     app.error_processor(apiflask_error_processor)
     register_error_handlers(app)
     app.teardown_appcontext(close_db_session)
+    app.after_request(add_security_headers)
     for blueprint in [*api_blueprints, docs_bp, wallet_bp, pages_bp]:
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
