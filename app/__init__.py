@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.api import blueprints as api_blueprints
 from app.api.docs import bp as docs_bp
+from app.api.openapi import document_api
 from app.card_assets import CardAssetsCache
 from app.cards import card_settings_fingerprint, load_signer, signer_id
 from app.config import Config, ConfigError, load_config
@@ -43,7 +44,9 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
         SECRET_KEY=config.secret_key or "dev-not-secret",
         TESTING=config.testing,
         MAX_CONTENT_LENGTH=12 * 1024 * 1024,
-        AUTO_404_RESPONSE=False,
+        AUTO_404_RESPONSE=False,  # routes list their errors themselves (app/api/openapi.py)
+        AUTO_VALIDATION_ERROR_RESPONSE=False,
+        AUTO_AUTH_ERROR_RESPONSE=False,
         VALIDATION_ERROR_STATUS_CODE=422,
         DOCS_FAVICON=None,
         SPEC_FORMAT="json",
@@ -59,6 +62,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     _reissue_cards_after_a_settings_change(sessions, config)
     app.json.sort_keys = False
     app.error_processor(apiflask_error_processor)
+    app.spec_processor(document_api)
     register_error_handlers(app)
     app.teardown_appcontext(close_db_session)
     app.after_request(add_security_headers)
