@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 PYTEST_ARGS ?= tests
 
-.PHONY: run test lint install bench clean
+.PHONY: run test lint install bench fuzz clean
 
 $(BIN)/punchpass: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Punchpass needs Python 3.11 or newer"; exit 1; }
@@ -36,6 +36,10 @@ bench: install
 	$(BIN)/python -m bench.apns
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.fanout
+
+## make fuzz: schemathesis over /openapi.json against a live server on a fresh PostgreSQL database (.ci/fuzz)
+fuzz: install
+	BIN=$(BIN) .ci/fuzz
 
 clean:
 	rm -rf $(VENV) instance *.egg-info

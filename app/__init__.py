@@ -13,12 +13,15 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api import blueprints as api_blueprints
+from app.api.docs import bp as docs_bp
+from app.api.openapi import document_api
 from app.card_assets import CardAssetsCache
 from app.cards import card_settings_fingerprint, load_signer, signer_id
 from app.config import Config, ConfigError, load_config
 from app.db import make_engine, make_session_factory
 from app.domain.passupdates import card_settings_changed
 from app.errors import apiflask_error_processor, register_error_handlers
+from app.headers import add_security_headers
 from app.pages.routes import bp as pages_bp
 from app.relay import OutboxRelay
 from app.services import EXTENSION, Services, close_db_session
@@ -36,12 +39,14 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     config = config or load_config()
     if overrides:
         config = config.with_overrides(**overrides)
-    app = APIFlask(__name__, title="Punchpass API", version="1", spec_path="/openapi.json", docs_path="/docs")
+    app = APIFlask(__name__, title="Punchpass API", version="1", spec_path="/openapi.json", docs_path=None)
     app.config.update(
         SECRET_KEY=config.secret_key or "dev-not-secret",
         TESTING=config.testing,
         MAX_CONTENT_LENGTH=12 * 1024 * 1024,
-        AUTO_404_RESPONSE=False,
+        AUTO_404_RESPONSE=False,  # routes list their errors themselves (app/api/openapi.py)
+        AUTO_VALIDATION_ERROR_RESPONSE=False,
+        AUTO_AUTH_ERROR_RESPONSE=False,
         VALIDATION_ERROR_STATUS_CODE=422,
         DOCS_FAVICON=None,
         SPEC_FORMAT="json",
@@ -57,9 +62,11 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     _reissue_cards_after_a_settings_change(sessions, config)
     app.json.sort_keys = False
     app.error_processor(apiflask_error_processor)
+    app.spec_processor(document_api)
     register_error_handlers(app)
     app.teardown_appcontext(close_db_session)
-    for blueprint in [*api_blueprints, wallet_bp, pages_bp]:
+    app.after_request(add_security_headers)
+    for blueprint in [*api_blueprints, docs_bp, wallet_bp, pages_bp]:
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

@@ -60,8 +60,8 @@ def _unexpected_error(error: Exception) -> Response:
 
 
 def _field_errors(detail: dict) -> dict:
-    """{'json': {'tiers': {0: {'name': [...]}}}} -> {'tiers.0.name': [...]}; locations other than json are kept as
-    a prefix only when they are not the body (headers, query)."""
+    """{'json': {'tiers': {0: {'name': [...]}}}} -> {'tiers.0.name': [...]}; the location is kept as a prefix only
+    for headers and query (the body's fields and path parameters such as `kind` are named alone)."""
     flat: dict = {}
 
     def walk(prefix: str, node) -> None:
@@ -72,7 +72,7 @@ def _field_errors(detail: dict) -> dict:
             flat[prefix or "_schema"] = node if isinstance(node, list) else [str(node)]
 
     for location, fields in detail.items():
-        walk("" if location in ("json", "form", "files") else location, fields)
+        walk("" if location in ("json", "form", "files", "path") else location, fields)
     return flat
 
 

@@ -62,11 +62,25 @@ def _endpoint() -> str:
 
 
 def _fingerprint() -> str:
-    """Path plus the canonical JSON body: key order and whitespace don't make a request different."""
-    body = request.get_json(silent=True)
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")) if body is not None \
-        else request.get_data(as_text=True)
+    """Path plus what the request says, not how it was encoded: canonical JSON (key order and whitespace don't
+    count), or for a form its fields and each file's name and SHA-256 (a multipart boundary is new on every
+    send, so the raw body of a retried upload never matches)."""
+    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        canonical = json.dumps({"form": sorted(request.form.items(multi=True)),
+                                "files": sorted((field, upload.filename or "", _sha256(upload))
+                                                for field, upload in request.files.items(multi=True))})
+    else:
+        body = request.get_json(silent=True)
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":")) if body is not None \
+            else request.get_data(as_text=True)
     return hashlib.sha256(f"{request.path}\n{canonical}".encode()).hexdigest()
+
+
+def _sha256(upload) -> str:
+    """Hash the uploaded file and rewind it for the view."""
+    digest = hashlib.file_digest(upload.stream, "sha256").hexdigest()
+    upload.stream.seek(0)
+    return digest
 
 
 def _find(session, scope: dict) -> IdempotencyRecord | None:

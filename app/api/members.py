@@ -6,6 +6,7 @@ from apiflask import APIBlueprint
 from flask import Response
 
 from app.api.idempotency import idempotent_write
+from app.api.openapi import problems
 from app.api.present import member_json, transaction_json
 from app.api.schemas import (
     AdjustIn,
@@ -31,6 +32,7 @@ bp = APIBlueprint("members", __name__, url_prefix="/api/v1", tag="Members")
 @idempotent_write
 @bp.input(MemberIn, arg_name="data")
 @bp.output(MemberOut, status_code=201)
+@bp.doc(responses=problems(400, 401, 403, 404, 409, 413, 422))
 def enroll(program_id, data):
     session = db_session()
     program = programs.get_program(session, current_caller().merchant_id, program_id)
@@ -40,6 +42,7 @@ def enroll(program_id, data):
 @bp.get("/members/<int:member_id>")
 @bp.auth_required(auth, roles=POS)
 @bp.output(MemberOut)
+@bp.doc(responses=problems(401, 404))
 def get_member(member_id):
     return member_json(members.get_member(db_session(), current_caller().merchant_id, member_id))
 
@@ -49,6 +52,7 @@ def get_member(member_id):
 @idempotent_write
 @bp.input(EarnIn, arg_name="data")
 @bp.output(TransactionResult, status_code=201)
+@bp.doc(responses=problems(400, 401, 404, 413, 422))
 def earn(member_id, data):
     """Earn by `amount` (converted by the program's rule) or by `points`. Send an Idempotency-Key."""
     session = db_session()
@@ -65,6 +69,7 @@ def earn(member_id, data):
 @idempotent_write
 @bp.input(RedeemIn, arg_name="data")
 @bp.output(TransactionResult, status_code=201)
+@bp.doc(responses=problems(400, 401, 404, 409, 413, 422))
 def redeem(member_id, data):
     """Spend `points` or a reward's cost; 409 and nothing written when the member has too few."""
     session = db_session()
@@ -80,6 +85,7 @@ def redeem(member_id, data):
 @idempotent_write
 @bp.input(AdjustIn, arg_name="data")
 @bp.output(TransactionResult, status_code=201)
+@bp.doc(responses=problems(400, 401, 403, 404, 409, 413, 422))
 def adjust(member_id, data):
     """A manual correction (goodwill credit, a mistake at the till), with a reason the member can read."""
     session = db_session()
@@ -94,6 +100,7 @@ def adjust(member_id, data):
 @idempotent_write
 @bp.input(ReverseIn, arg_name="data")
 @bp.output(TransactionResult, status_code=201)
+@bp.doc(responses=problems(400, 401, 403, 404, 409, 413, 422))
 def reverse(transaction_id, data):
     """Refund: reverse all or `points` of a transaction. Points already spent come back as `shortfall`."""
     session = db_session()
@@ -106,6 +113,7 @@ def reverse(transaction_id, data):
 @bp.auth_required(auth, roles=ADMIN)
 @bp.input(PageQuery, location="query", arg_name="page")
 @bp.output(TransactionPage)
+@bp.doc(responses=problems(401, 403, 404, 422))
 def transactions(member_id, page):
     """The ledger, newest first; pass `next_before` back as `before` for the next page."""
     session = db_session()
@@ -119,7 +127,7 @@ def transactions(member_id, page):
 @bp.get("/members/<int:member_id>/pass.pkpass")
 @bp.auth_required(auth, roles=ADMIN)
 @bp.doc(responses={200: {"description": "The signed Apple Wallet pass",
-                         "content": {"application/vnd.apple.pkpass": {}}}})
+                         "content": {"application/vnd.apple.pkpass": {}}}, **problems(401, 403, 404)})
 def member_pass(member_id) -> Response:
     session = db_session()
     response = pkpass_response(session, members.get_member(session, current_caller().merchant_id, member_id))

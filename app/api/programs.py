@@ -5,13 +5,14 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 
 from app.api.idempotency import idempotent_write
+from app.api.openapi import problems
 from app.api.present import program_json
-from app.api.schemas import ImageUpload, ProgramIn, ProgramOut, ProgramPatch, RewardIn, RewardOut
+from app.api.schemas import ImagePath, ImageUpload, ProgramIn, ProgramOut, ProgramPatch, RewardIn, RewardOut
 from app.auth import ADMIN, auth, current_caller
 from app.domain import programs
 from app.domain.errors import InvalidInput
 from app.services import db_session
-from passes.images import UPLOAD_KINDS, ImageError, prepare_image
+from passes.images import ImageError, prepare_image
 
 bp = APIBlueprint("programs", __name__, url_prefix="/api/v1", tag="Programs")
 
@@ -21,6 +22,7 @@ bp = APIBlueprint("programs", __name__, url_prefix="/api/v1", tag="Programs")
 @idempotent_write
 @bp.input(ProgramIn, arg_name="data")
 @bp.output(ProgramOut, status_code=201)
+@bp.doc(responses=problems(400, 401, 403, 413, 422))
 def create_program(data):
     program = programs.create_program(db_session(), current_caller().merchant_id, data)
     return program_json(program, [])
@@ -29,6 +31,7 @@ def create_program(data):
 @bp.get("/programs/<int:program_id>")
 @bp.auth_required(auth, roles=ADMIN)
 @bp.output(ProgramOut)
+@bp.doc(responses=problems(401, 403, 404))
 def get_program(program_id):
     session = db_session()
     program = programs.get_program(session, current_caller().merchant_id, program_id)
@@ -40,6 +43,7 @@ def get_program(program_id):
 @idempotent_write
 @bp.input(ProgramPatch(partial=True), arg_name="data")
 @bp.output(ProgramOut)
+@bp.doc(responses=problems(400, 401, 403, 404, 413, 422))
 def update_program(program_id, data):
     """Branding, terms or tiers; every member's card is re-issued with the new design."""
     session = db_session()
@@ -53,6 +57,7 @@ def update_program(program_id, data):
 @idempotent_write
 @bp.input(RewardIn, arg_name="data")
 @bp.output(RewardOut, status_code=201)
+@bp.doc(responses=problems(400, 401, 403, 404, 413, 422))
 def create_reward(program_id, data):
     session = db_session()
     program = programs.get_program(session, current_caller().merchant_id, program_id)
@@ -62,14 +67,14 @@ def create_reward(program_id, data):
 @bp.put("/programs/<int:program_id>/images/<kind>")
 @bp.auth_required(auth, roles=ADMIN)
 @idempotent_write
+@bp.input(ImagePath, location="path", arg_name="path")
 @bp.input(ImageUpload, location="files", arg_name="upload")
 @bp.output(ProgramOut)
-def upload_image(program_id, kind, upload):
+@bp.doc(responses=problems(400, 401, 403, 404, 413, 422))
+def upload_image(program_id, kind, path, upload):
     """Upload a logo, icon or strip once (PNG or JPEG); it is resized to Apple's @1x, @2x and @3x sizes."""
     session = db_session()
     program = programs.get_program(session, current_caller().merchant_id, program_id)
-    if kind not in UPLOAD_KINDS:
-        raise InvalidInput("kind", f"Image kind must be one of {', '.join(UPLOAD_KINDS)}.")
     try:
         files = prepare_image(kind, upload["file"].read())
     except ImageError as error:

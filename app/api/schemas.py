@@ -3,48 +3,94 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal as D
 
 from apiflask import Schema
-from apiflask.fields import Boolean, DateTime, Decimal, Email, File, Integer, List, Nested, String
+from apiflask.fields import Boolean, DateTime, Decimal, Email, Field, File, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
-from marshmallow import ValidationError, validates_schema
+from marshmallow import EXCLUDE, ValidationError, validates_schema
 
 from app.domain.ledger import MAX_POINTS, ROUNDING
+from passes.images import UPLOAD_KINDS
 from passes.storecard import BARCODE_FORMATS
 from passes.strings import LOCALES
 
 
-def _decimal_between(low, high):
-    """A plain function, not Range: apispec would print a Decimal field's bounds as strings, which is not
-    valid OpenAPI."""
-    def check(value):
-        if not low <= value <= high:
-            raise ValidationError(f"Must be between {low} and {high}.")
-    return check
+class DecimalText(Field):
+    """Money or a rate: a plain decimal string ("12.50", at most `places` decimals) or a JSON number, from 0 to
+    `high` (a power of ten). The string grammar is one regex, used both to check and in /openapi.json, so the
+    document and the check cannot disagree (Python's Decimal alone would also take "1e3", " 12.5" or "1_000")."""
+
+    def __init__(self, high: int, places: int, **kwargs):
+        digits = len(str(high)) - 1
+        if high != 10 ** digits:
+            raise ValueError("high must be a power of ten")
+        self.high, self.places = D(high), places
+        self.pattern = rf"^(?:[0-9]{{1,{digits}}}(?:\.[0-9]{{1,{places}}})?|{high}(?:\.0{{1,{places}}})?)$"
+        document = {"anyOf": [{"type": "string", "format": "decimal", "pattern": self.pattern},
+                              {"type": "number", "minimum": 0, "maximum": high}]}
+        super().__init__(metadata={**document, **kwargs.pop("metadata", {})}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and re.fullmatch(self.pattern, value) or \
+                isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= self.high:
+            return D(str(value)).quantize(D(1).scaleb(-self.places))
+        raise ValidationError(f"Must be a decimal from 0 to {self.high} with at most {self.places} decimals, "
+                              'such as "12.50".')
+
+
+class DecimalOut(Decimal):
+    """Decimals leave as strings ("12.50"): exact, unlike a JSON number."""
+
+    def __init__(self, **kwargs):
+        super().__init__(as_string=True, metadata={"type": "string", "format": "decimal"}, **kwargs)
+
+
+def _exactly_one(data: dict, fields: tuple[str, str]) -> None:
+    """The check behind EXACTLY_ONE (which /openapi.json states as a oneOf)."""
+    first, second = fields
+    if (first in data) == (second in data):
+        raise ValidationError(f"Give exactly one of {first} or {second}.", second if second in data else first)
+
+
+class WholeNumber(Integer):
+    """A JSON integer. JSON does not tell 40 from 40.0 (nor does JSON Schema's `integer`), so a number with no
+    fraction is taken; strings and fractions are refused."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 def _points(**kwargs):
-    return Integer(strict=True, validate=Range(min=1, max=MAX_POINTS), **kwargs)
+    return WholeNumber( validate=Range(min=1, max=MAX_POINTS), **kwargs)
+
+
+_BYTE = r"\s*([01]?[0-9]?[0-9]|2[0-4][0-9]|25[0-5])\s*"
 
 
 class Colour(String):
-    """`#RRGGBB`, or Apple's own `rgb(r, g, b)` (what pass designers show); stored as `#RRGGBB`."""
+    """`#RRGGBB`, or Apple's own `rgb(r, g, b)` (what pass designers show); stored as `#RRGGBB`. One regex checks
+    and documents it."""
 
-    _HEX = re.compile(r"#[0-9A-Fa-f]{6}")
-    _RGB = re.compile(r"rgb\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)")
+    PATTERN = rf"^(?:#[0-9A-Fa-f]{{6}}|rgb\({_BYTE},{_BYTE},{_BYTE}\))$"
     _ERROR = "Must be a colour like #1F2937 or rgb(31, 41, 55)."
 
     def __init__(self, **kwargs):
-        super().__init__(metadata={"example": "#1F2937"}, **kwargs)
+        super().__init__(metadata={"example": "#1F2937", "pattern": self.PATTERN}, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if self._HEX.fullmatch(text):
+        match = re.fullmatch(self.PATTERN, text)
+        if match is None:
+            raise ValidationError(self._ERROR)
+        if not text.startswith("rgb"):
             return text
-        rgb = self._RGB.fullmatch(text)
-        if rgb and all(int(part) <= 255 for part in rgb.groups()):
-            return "#" + "".join(f"{int(part):02X}" for part in rgb.groups())
-        raise ValidationError(self._ERROR)
+        return "#" + "".join(f"{int(part):02X}" for part in match.groups())
 
 
 class BrandingIn(Schema):
@@ -56,13 +102,13 @@ class BrandingIn(Schema):
 
 class TierIn(Schema):
     name = String(required=True, validate=Length(1, 60))
-    threshold = Integer(strict=True, required=True, validate=Range(min=0, max=MAX_POINTS))
+    threshold = WholeNumber(required=True, validate=Range(min=0, max=MAX_POINTS))
 
 
 class ProgramIn(Schema):
     name = String(required=True, validate=Length(1, 200))
     currency = String(validate=Regexp(r"^[A-Z]{3}$", error="Must be an ISO 4217 code such as USD or JPY."))
-    points_per_unit = Decimal(validate=_decimal_between(0, 10_000), places=4)
+    points_per_unit = DecimalText(high=10_000, places=4)
     rounding = String(validate=OneOf(tuple(ROUNDING)))
     branding = Nested(BrandingIn)
     tiers = List(Nested(TierIn), validate=Length(max=20))
@@ -111,7 +157,7 @@ class ProgramOut(Schema):
     id = Integer()
     name = String()
     currency = String()
-    points_per_unit = Decimal(as_string=True)
+    points_per_unit = DecimalOut()
     rounding = String()
     branding = Nested(BrandingOut)
     tiers = List(Nested(TierOut))
@@ -124,7 +170,19 @@ class ProgramOut(Schema):
     created_at = DateTime()
 
 
+
+
+class ImagePath(Schema):
+    program_id = Integer(required=True)
+    kind = String(required=True, validate=OneOf(UPLOAD_KINDS))
+
+
 class ImageUpload(Schema):
+    """Other form fields are ignored, not refused: a multipart form may carry what a browser or client adds."""
+
+    class Meta:
+        unknown = EXCLUDE
+
     file = File(required=True, metadata={"description": "PNG or JPEG, at most 10 MB"})
 
 
@@ -167,8 +225,12 @@ class LookupOut(MemberOut):
     redeemable_rewards = List(Nested(RewardSummary))
 
 
+# Request bodies that take exactly one of two fields: schema name -> the two fields.
+EXACTLY_ONE = {"EarnIn": ("amount", "points"), "RedeemIn": ("points", "reward_id")}
+
+
 class EarnIn(Schema):
-    amount = Decimal(validate=_decimal_between(0, 1_000_000_000), places=2, metadata={
+    amount = DecimalText(high=1_000_000_000, places=2, metadata={
         "description": "Money spent, converted by the program's points_per_unit (rounded down by default)"})
     points = _points()
     reference = String(validate=Length(1, 200), allow_none=True, metadata={"description": "e.g. the order id"})
@@ -176,27 +238,24 @@ class EarnIn(Schema):
 
     @validates_schema
     def _one_of_amount_or_points(self, data, **_):
-        if ("amount" in data) == ("points" in data):
-            raise ValidationError("Give exactly one of amount or points.", "points" if "points" in data
-                                  else "amount")
+        _exactly_one(data, EXACTLY_ONE["EarnIn"])
 
 
 class RedeemIn(Schema):
     points = _points()
-    reward_id = Integer(strict=True)
+    reward_id = WholeNumber()
     reference = String(validate=Length(1, 200), allow_none=True)
     reason = String(validate=Length(1, 200), allow_none=True)
 
     @validates_schema
     def _one_of_points_or_reward(self, data, **_):
-        if ("points" in data) == ("reward_id" in data):
-            raise ValidationError("Give exactly one of points or reward_id.", "reward_id" if "reward_id" in data
-                                  else "points")
+        _exactly_one(data, EXACTLY_ONE["RedeemIn"])
 
 
 class AdjustIn(Schema):
-    points = Integer(strict=True, required=True, validate=Range(min=-MAX_POINTS, max=MAX_POINTS), metadata={
-        "description": "Positive to credit, negative to debit; a debit never takes the balance below zero"})
+    points = WholeNumber(required=True, validate=Range(min=-MAX_POINTS, max=MAX_POINTS), metadata={
+        "description": "Positive to credit, negative to debit, never 0; a debit never takes the balance below zero",
+        "not": {"const": 0}})
     reason = String(required=True, validate=Length(1, 200), metadata={"description": "Shown in the statement"})
     reference = String(validate=Length(1, 200), allow_none=True)
 
@@ -216,7 +275,7 @@ class TransactionOut(Schema):
     kind = String()
     points = Integer()
     balance_after = Integer()
-    amount = Decimal(as_string=True, allow_none=True)
+    amount = DecimalOut(allow_none=True)
     reference = String(allow_none=True)
     reason = String(allow_none=True)
     reward_id = Integer(allow_none=True)

@@ -34,8 +34,8 @@ def health():
 
 
 HOME = """<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>Punchpass</title>
-<body style="font-family:system-ui;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5">
+<title>Punchpass</title><link rel="stylesheet" href="{{ url_for('static', filename='home.css') }}">
+<body>
 <h1>Punchpass is running</h1>
 <p>Loyalty cards that live in Apple Wallet and update themselves.</p>
 <ul><li><a href="/docs">API documentation</a> (<a href="/openapi.json">OpenAPI</a>)</li>

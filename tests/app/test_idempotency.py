@@ -1,10 +1,13 @@
 """A till that retries after a timeout must never count a purchase twice."""
 
 from concurrent.futures import ThreadPoolExecutor
+from io import BytesIO
 
 import pytest
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
-from tests.factories import auth, earn, make_member, make_merchant, make_program, redeem
+from tests.factories import auth, earn, make_member, make_merchant, make_png, make_program, redeem
 
 
 @pytest.fixture
@@ -75,3 +78,31 @@ def test_concurrent_duplicates_count_once(app, member_and_key):
     assert len({r.get_data() for r in responses}) == 1
     with app.test_client() as c:
         assert c.get(f"/api/v1/members/{member['id']}", headers=auth(key)).get_json()["points_balance"] == 25
+
+
+def upload_logo(client, key: str, program_id: int, png: bytes, boundary: str):
+    """A multipart upload with a chosen boundary, as two sends of one retrying client would differ."""
+    upload = FileStorage(BytesIO(png), "logo.png", content_type="image/png")
+    _, body = encode_multipart({"file": upload}, boundary=boundary)
+    return client.put(f"/api/v1/programs/{program_id}/images/logo", data=body,
+                      content_type=f"multipart/form-data; boundary={boundary}", headers=auth(key, "logo-1"))
+
+
+def test_retried_upload_with_a_new_multipart_boundary_replays_the_first_response(app, client):
+    _, key = make_merchant(app)
+    program = make_program(client, key)
+    png = make_png(600, 200)
+    first = upload_logo(client, key, program["id"], png, "boundary-first-send")
+    second = upload_logo(client, key, program["id"], png, "boundary-second-send")
+    assert first.status_code == second.status_code == 200, second.get_json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.get_json() == first.get_json()
+
+
+def test_another_file_with_the_same_key_is_422(app, client):
+    _, key = make_merchant(app)
+    program = make_program(client, key)
+    assert upload_logo(client, key, program["id"], make_png(600, 200), "b1").status_code == 200
+    response = upload_logo(client, key, program["id"], make_png(601, 200), "b1")
+    assert response.status_code == 422
+    assert "Idempotency-Key" in response.get_json()["errors"]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+
+from tests.factories import earn, make_member, make_merchant, make_program
 
 CONTRACT_OPERATIONS = {
     ("post", "/api/v1/programs"), ("get", "/api/v1/programs/{program_id}"),
@@ -70,6 +74,17 @@ def test_docs_page_is_html(client):
     assert "/openapi.json" in response.get_data(as_text=True)
 
 
+def test_docs_page_loads_only_same_origin_assets_which_answer_200(client):
+    html = client.get("/docs").get_data(as_text=True)
+    urls = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert len(urls) >= 4, urls
+    for url in urls:
+        assert url.startswith("/") and not url.startswith("//"), url
+        with client.get(url) as asset:
+            assert asset.status_code == 200, url
+    assert re.search(r"<script>|<style>|\son\w+=|style=", html) is None, "inline script or style on /docs"
+
+
 def resolve(spec: dict, schema: dict) -> dict:
     """Follow a local `$ref` such as `#/components/schemas/EarnIn`."""
     while "$ref" in schema:
@@ -78,3 +93,74 @@ def resolve(spec: dict, schema: dict) -> dict:
             node = node[part]
         schema = node
     return schema
+
+
+def operations(spec: dict):
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            yield method, path, operation
+
+
+def test_every_error_is_documented_as_a_problem(spec):
+    problem = spec["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status", "detail", "errors"} <= set(problem["properties"])
+    for method, path, operation in operations(spec):
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                assert list(response["content"]) == ["application/problem+json"], (method, path, status)
+                assert response["content"]["application/problem+json"]["schema"] == {
+                    "$ref": "#/components/schemas/Problem"}
+
+
+def test_every_api_operation_documents_401_and_429_with_retry_after(spec):
+    for method, path, operation in operations(spec):
+        if path.startswith("/api/"):
+            assert {"401", "429"} <= set(operation["responses"]), (method, path)
+            assert "Retry-After" in operation["responses"]["429"]["headers"]
+
+
+def test_decimals_are_documented_as_the_strings_they_are(spec, app, client):
+    schemas = spec["components"]["schemas"]
+    assert schemas["ProgramOut"]["properties"]["points_per_unit"] == {"type": "string", "format": "decimal"}
+    assert schemas["TransactionOut"]["properties"]["amount"]["type"] == ["string", "null"]
+    _, key = make_merchant(app)
+    assert isinstance(make_program(client, key, points_per_unit="1.5")["points_per_unit"], str)
+
+
+def test_constraints_marshmallow_checks_in_code_are_in_the_document(spec):
+    schemas = spec["components"]["schemas"]
+    assert schemas["EarnIn"]["oneOf"] == [{"required": ["amount"]}, {"required": ["points"]}]
+    assert schemas["RedeemIn"]["oneOf"] == [{"required": ["points"]}, {"required": ["reward_id"]}]
+    assert schemas["AdjustIn"]["properties"]["points"]["not"] == {"const": 0}
+    upload = spec["paths"]["/api/v1/programs/{program_id}/images/{kind}"]["put"]
+    kind = next(parameter for parameter in upload["parameters"] if parameter["name"] == "kind")
+    assert kind["schema"]["enum"] == ["logo", "icon", "strip"]
+
+
+@pytest.mark.parametrize("method, path, required", [
+    ("post", "/api/v1/programs", True), ("post", "/api/v1/members/{member_id}/earn", True),
+    ("put", "/api/v1/programs/{program_id}/images/{kind}", True),
+    ("patch", "/api/v1/programs/{program_id}", False), ("post", "/api/v1/transactions/{transaction_id}/reverse", False),
+])
+def test_a_body_is_required_where_an_empty_one_is_refused(spec, method, path, required):
+    assert spec["paths"][path][method]["requestBody"]["required"] is required
+
+
+@pytest.mark.parametrize("value, accepted", [
+    ("12.50", True), (12.5, True), (40, True), ("9999999.99", True),
+    ("1e3", False), (" 12.5", False), ("1_000", False), ("12.505", False), ("-1", False), (True, False),
+    (1_000_000_000.01, False),
+])
+def test_earn_amount_accepts_exactly_what_the_document_says(app, client, value, accepted):
+    _, key = make_merchant(app)
+    member = make_member(client, key, make_program(client, key)["id"])
+    response = earn(client, key, member["id"], amount=value)
+    assert (response.status_code == 201) is accepted, response.get_json()
+
+
+def test_points_may_be_a_json_number_without_a_fraction(app, client):
+    _, key = make_merchant(app)
+    member = make_member(client, key, make_program(client, key)["id"])
+    assert earn(client, key, member["id"], points=40.0).status_code == 201
+    assert earn(client, key, member["id"], points=40.5).status_code == 422
+    assert earn(client, key, member["id"], points="40").status_code == 422

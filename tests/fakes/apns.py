@@ -134,7 +134,7 @@ class FakeAPNs:
         """Send GOAWAY with {"reason"} on every open connection and close it, as Apple does."""
         self._call(lambda: [link.app.goaway(reason) for link in list(self._links) if link.app])
 
-    def wait_for_pushes(self, count: int, timeout: float = 5.0) -> bool:
+    def wait_for_pushes(self, count: int, timeout: float = 20.0) -> bool:
         """Wait until at least `count` pushes arrived."""
         deadline = time.monotonic() + timeout
         while self.push_count < count and time.monotonic() < deadline:

@@ -81,9 +81,8 @@ def worker(live_app):
 def test_earn_pushes_the_device_which_then_sees_the_new_balance(shop, fake_apns, worker):
     client, key, program = shop
     member, device = new_device(client, key, program, points=10)
-    before = fake_apns.push_count
     assert earn(client, key, member["id"], points=40).status_code == 201
-    assert fake_apns.wait_for_pushes(before + 1)
+    _wait_until(lambda: any(p.token == device.push_token for p in fake_apns.pushes))
     push = [p for p in fake_apns.pushes if p.token == device.push_token][-1]
     assert push.topic == TEST_PASS_TYPE_ID and push.body == b"{}"
     assert device.updated_serials() == [device.serial]
@@ -335,7 +334,8 @@ def _make_due(app, event_id) -> None:
         session.commit()
 
 
-def _wait_until(condition, timeout: float = 5.0) -> None:
+def _wait_until(condition, timeout: float = 20.0) -> None:
+    """Liveness, not speed: generous, because CI shares two cores; it returns as soon as the condition holds."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
