@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench.harness import (
+    BIN,
     REDIS_URL,
     Api,
     CpuMeter,
@@ -96,6 +98,8 @@ def measure(mode: str, port: int, key: str, members, groups: dict, args, workdir
     else:
         script = write_wrk_script(workdir / f"{label}-{mode}.lua", method, requests, key, mode in KINDS)
         process = start_wrk(port, script, args.connections, args.seconds)
+        if args.py_spy and label == "app":  # sample one gunicorn worker (not the master) during this mode
+            py_spy(groups["gunicorn"][-1], args.seconds - 1, f"{args.py_spy}.{mode}.txt")
         meter, drained = CpuMeter({**groups, "wrk": [process.pid]}).start(), CpuMeter(groups).start()
         out = wrk_output(process)
     load, load_avg = meter.stop(), load_average()
@@ -124,6 +128,14 @@ def measure(mode: str, port: int, key: str, members, groups: dict, args, workdir
     if mode in KINDS:
         result["check"] = exactly_once(mode, before, after, ok, sent, shots is not None, label)
     return result
+
+
+def py_spy(pid: int, seconds: float, out: str) -> None:
+    """py-spy's collapsed stacks of one process, threads holding the GIL only (Python CPU, not GIL waits), in
+    the background (`python -m bench.profile_earn --collapsed` splits them by package)."""
+    subprocess.Popen([str(BIN / "py-spy"), "record", "--pid", str(pid), "--duration", str(max(int(seconds), 1)),
+                      "--format", "raw", "--rate", "250", "--gil", "--nonblocking", "--output", out],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def exactly_once(mode: str, before: dict, after: dict, ok: int, sent: int, every_answer_known: bool,
@@ -251,6 +263,12 @@ def report_pushes(row: dict, pushes: dict) -> None:
     drained = row["cpu_drained"]
     worker_ms = drained["cores"]["worker"] * drained["wall"] / max(delivered, 1) * 1e3
     stats = percentiles(matched["from_start"])
+    last = {}  # a card's older event still queued behind a newer one is skipped (coalesced), by design
+    for shot in row["shots"]:
+        if shot.status == 201:
+            last[shot.tag] = max(last.get(shot.tag, 0.0), shot.start)
+    current = sum(1 for tag, t in last.items() if any(a >= t for a in pushes["arrivals"].get(tag, [])))
+    print(f"cards whose last earn was pushed: {current} of {len(last)}")
     print(f"earn -> push: {delivered} pushes for {row['ok']} x 201, {matched['lost']} missing, {matched['extra']} "
           f"extra, APNs connections {pushes['connections']}; p50 {stats.get('p50', 0):.1f} p90 "
           f"{stats.get('p90', 0):.1f} p99 {stats.get('p99', 0):.1f} max {stats.get('max', 0):.1f} ms; worker CPU "
@@ -272,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the bare psycopg endpoint (bench/baseline_app.py)")
     parser.add_argument("--floor-seconds", type=float, default=5.0, help="SQL floor length (0: skip)")
     parser.add_argument("--logs", help="copy the servers' logs into this folder")
+    parser.add_argument("--py-spy", help="with wrk: record one gunicorn worker to PREFIX.<mode>.txt")
     args = parser.parse_args(argv)
     if args.with_devices and not args.rate:
         args.rate = 400.0
