@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import io
 import json
 import os
 import platform
@@ -24,9 +25,12 @@ import tempfile
 import threading
 import time
 import uuid
+import zipfile
 from collections import defaultdict
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
@@ -314,16 +318,27 @@ def start_web(stack: ExitStack, env: dict, workdir: Path, embedded: bool) -> tup
         command = [sys.executable, "-c", "import os; from werkzeug.serving import make_server; from wsgi import app; "
                    "make_server('127.0.0.1', int(os.environ['PORT']), app, threaded=True).serve_forever()"]
         label = "werkzeug make_server, threaded"
-    process = spawn(stack, "web", command, env, workdir)
+    return wait_until_serving(spawn(stack, "web", command, env, workdir), int(env["PORT"]), "web"), label
+
+
+def start_gunicorn(stack: ExitStack, env: dict, workdir: Path, app: str = "wsgi:app",
+                   name: str = "web") -> subprocess.Popen:
+    """gunicorn as README's production command runs it: from the project root, so it reads the shipped
+    gunicorn.conf.py (gthread workers, 2 x CPUs + 1 of them, 8 threads each; binds HOST:PORT from env)."""
+    return wait_until_serving(spawn(stack, name, [BIN / "gunicorn", app], env, workdir), int(env["PORT"]), name)
+
+
+def wait_until_serving(process: subprocess.Popen, port: int, name: str, path: str = "/healthz"):
+    """process, once GET path answers 200 on port."""
     deadline = time.monotonic() + 30
     while True:
         try:
-            if Api(int(env["PORT"])).call("GET", "/healthz")[0] == 200:
-                return process, label
+            if Api(port).call("GET", path)[0] == 200:
+                return process
         except OSError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the web server did not start (see web.log)")
+            raise RuntimeError(f"the {name} server did not start (see {name}.log)")
         time.sleep(0.1)
 
 
@@ -555,6 +570,257 @@ def expect(answer: tuple[int, bytes], *statuses: int) -> dict | bytes:
     if status not in statuses:
         raise RuntimeError(f"expected HTTP {statuses}, got {status}: {body[:300]!r}")
     return json.loads(body) if body[:1] in (b"{", b"[") else body
+
+
+# --- members with a Wallet device, open-loop load, pushes matched to requests ------------------------------
+
+@dataclass(frozen=True)
+class Device:
+    """A member and the Wallet device that registered their card: who gets each earn, and where it is pushed."""
+    member_id: int
+    serial: str
+    auth_token: str
+    library_id: str
+    push_token: str
+    barcode: str = ""
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One request of an open-loop run as the client saw it; `tag` names what it is matched with (a push token)."""
+    tag: str
+    scheduled: float
+    start: float
+    end: float
+    status: int
+
+
+def enroll_with_device(api: Api, program_id: int, number: int, register: bool = True) -> Device:
+    """Enrol a member, then (register=True) do what Wallet does when the card is added: download it,
+    register, list serials. Without a device, library_id and push_token are empty."""
+    member = expect(api.merchant("POST", f"/api/v1/programs/{program_id}/members",
+                                 {"name": f"Bench member {number}"}), 201)
+    if not register:
+        return Device(member["id"], member["serial_number"], "", "", "", member["barcode_value"])
+    pkpass = expect(api.call("GET", urlsplit(member["apple_pass_url"]).path), 200)
+    pass_json = json.loads(zipfile.ZipFile(io.BytesIO(pkpass)).read("pass.json"))
+    device = Device(member["id"], pass_json["serialNumber"], pass_json["authenticationToken"],
+                    uuid.uuid4().hex, secrets.token_hex(32), member["barcode_value"])
+    devices_path = f"/wallet/v1/devices/{device.library_id}/registrations/{DEV_PASS_TYPE_ID}"
+    expect(api.call("POST", f"{devices_path}/{device.serial}", {"pushToken": device.push_token},
+                    {"Authorization": f"ApplePass {device.auth_token}"}), 201)
+    expect(api.call("GET", devices_path), 200)
+    return device
+
+
+def open_loop(send, count: int, rate: float, threads: int) -> list[Shot]:
+    """Request i is due at t0 + i/rate whatever the server does (no coordinated omission): `threads` client
+    threads (one keep-alive connection each) take the next due request; `send(i)` returns (tag, status).
+    A request sent late because every thread was busy counts its wait: latency is measured from `scheduled`."""
+    t0, lock, shots, next_index = time.time() + 0.2, threading.Lock(), [None] * count, iter(range(count))
+
+    def run() -> None:
+        while True:
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                return
+            scheduled = t0 + i / rate
+            if (delay := scheduled - time.time()) > 0:
+                time.sleep(delay)
+            start = time.time()
+            tag, status = send(i)
+            shots[i] = Shot(tag, scheduled, start, time.time(), status)
+
+    pool = [threading.Thread(target=run, daemon=True) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return shots
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """Nearest-rank p50/p90/p99 and max, in milliseconds."""
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    def rank(p: float):
+        return ordered[min(len(ordered) - 1, max(0, -(-len(ordered) * p // 100) - 1))]
+    return {"p50": rank(50) * 1e3, "p90": rank(90) * 1e3, "p99": rank(99) * 1e3, "max": ordered[-1] * 1e3}
+
+
+def match_pushes(shots: list[Shot], arrivals: dict[str, list[float]]) -> dict:
+    """Each 201's push = the first not yet matched push to its tag (push token) that arrived after the request
+    was sent (one member's earns are len(members)/rate seconds apart)."""
+    by_token: dict[str, list[Shot]] = defaultdict(list)
+    for shot in shots:
+        if shot.status == 201:
+            by_token[shot.tag].append(shot)
+    from_start, from_201, pairs, lost = [], [], [], 0
+    first_start = min(shot.start for shot in shots)
+    for token, token_shots in by_token.items():
+        times, j = sorted(arrivals.get(token, [])), 0
+        for shot in sorted(token_shots, key=lambda e: e.start):
+            while j < len(times) and times[j] < shot.start:
+                j += 1
+            if j == len(times):
+                lost += 1
+                continue
+            from_start.append(times[j] - shot.start)
+            from_201.append(times[j] - shot.end)
+            pairs.append((shot.start, times[j] - shot.start))
+            j += 1
+    received = sum(1 for times in arrivals.values() for t in times if t >= first_start)
+    return {"from_start": from_start, "from_201": from_201, "pairs": pairs, "lost": lost,
+            "extra": received - len(from_start)}
+
+
+# --- wrk (closed loop), the SQL floor, ledger totals ------------------------------------------------------
+
+WRK_LUA = """-- generated by bench/harness.py: each request the next of `paths` (per-thread offset), a fresh
+-- Idempotency-Key per write; counts what was sent and each status, printed as one JSON line by done().
+local method, auth, writes, prefix = %(method)s, %(auth)s, %(writes)s, %(prefix)s
+local paths = {%(paths)s}
+local bodies = {%(bodies)s}
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+function init(args)
+  sent, statuses = 0, {}
+  headers = {["Authorization"] = auth, ["Content-Type"] = "application/json"}
+end
+function request()
+  sent = sent + 1
+  local n = ((tid - 1) * 7919 + sent) %% #paths + 1
+  if writes then headers["Idempotency-Key"] = prefix .. "-" .. tid .. "-" .. sent end
+  return wrk.format(method, paths[n], headers, bodies[n])
+end
+function response(status, hdrs, body)
+  local k = tostring(status)
+  statuses[k] = (statuses[k] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total, merged, parts = 0, {}, {}
+  for _, t in ipairs(threads) do
+    total = total + t:get("sent")
+    for k, v in pairs(t:get("statuses")) do merged[k] = (merged[k] or 0) + v end
+  end
+  for k, v in pairs(merged) do table.insert(parts, string.format('"%%s": %%d', k, v)) end
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"sent": %%d, "requests": %%d, "duration_us": %%d, "p50_us": %%d, ' ..
+    '"p90_us": %%d, "p99_us": %%d, "max_us": %%d, "errors": %%d, "statuses": {%%s}}\\n', total, summary.requests,
+    summary.duration, latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    e.connect + e.read + e.write + e.timeout, table.concat(parts, ", ")))
+end
+"""
+
+
+def write_wrk_script(path: Path, method: str, requests: list[tuple[str, dict | None]], key: str,
+                     writes: bool) -> Path:
+    """A wrk Lua script sending (path, JSON body) requests in turn with the merchant's key."""
+    def lua(value) -> str:  # a JSON string of ASCII text is a valid Lua string literal
+        return json.dumps(value, ensure_ascii=True)
+    path.write_text(WRK_LUA % {
+        "method": lua(method), "auth": lua(f"Bearer {key}"), "writes": "true" if writes else "false",
+        "prefix": lua(secrets.token_hex(4)), "paths": ", ".join(lua(p) for p, _ in requests),
+        "bodies": ", ".join(lua(json.dumps(b)) if b is not None else "nil" for _, b in requests)})
+    return path
+
+
+def start_wrk(port: int, script: Path, connections: int, seconds: float, threads: int = 2) -> subprocess.Popen:
+    """wrk against 127.0.0.1:port (closed loop: each connection sends its next request when answered)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    return subprocess.Popen([wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+                             "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wrk_output(process: subprocess.Popen) -> str:
+    """wrk's output once it exits, without reaping it: its /proc entry (and CPU) stays readable until
+    `process.wait()`."""
+    return process.stdout.read()
+
+
+def wrk_result(out: str) -> dict:
+    """The JSON line the script's done() printed."""
+    line = next((line for line in out.splitlines() if line.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    return json.loads(line.removeprefix("WRKJSON "))
+
+
+def psycopg_url(database_url: str) -> str:
+    """SQLAlchemy's postgresql+psycopg:// URL as libpq wants it."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def sql_floor(database_url: str, member_ids: list[int], merchant_id: int, seconds: float,
+              full: bool = False, durable: bool = True) -> dict:
+    """PostgreSQL alone: one psycopg connection looping lock member FOR UPDATE / update balance / insert
+    ledger row / insert idempotency row / commit (full=True adds the app's other two writes: the update-tag
+    counter and an outbox row, written as delivered so no worker picks it up; durable=False sets
+    synchronous_commit off for the session, to see the floor without the WAL flush). Balances stay equal to
+    the ledger. Returns transactions/s and the statements and round trips of one."""
+    import psycopg
+    statements = [
+        ("SELECT points_balance FROM members WHERE id = %(m)s FOR UPDATE", False),
+        ("UPDATE members SET points_balance = points_balance + 1, lifetime_points = lifetime_points + 1, "
+         "pass_version = pass_version + 1 WHERE id = %(m)s RETURNING points_balance", True),
+        ("INSERT INTO ledger_entries (member_id, merchant_id, kind, points, balance_after, shortfall, created_at) "
+         "VALUES (%(m)s, %(merchant)s, 'earn', 1, %(balance)s, 0, now())", False),
+        ("INSERT INTO idempotency_records (merchant_id, endpoint, key, request_hash, status_code, response_body, "
+         "created_at) VALUES (%(merchant)s, 'POST floor', %(key)s, '', 201, '{}', now())", False),
+    ]
+    if full:
+        statements += [
+            ("UPDATE counters SET value = value + 1 WHERE name = 'pass_updates' RETURNING value", False),
+            ("INSERT INTO outbox_events (kind, member_id, payload, created_at, available_at, attempts, "
+             "delivered_at) VALUES ('floor', %(m)s, '{}', now(), now(), 0, now())", False),
+        ]
+    run = secrets.token_hex(4)
+    with psycopg.connect(psycopg_url(database_url)) as conn, conn.cursor() as cursor:
+        if not durable:
+            cursor.execute("SET synchronous_commit = off")
+            conn.commit()
+        done, started = 0, time.monotonic()
+        while time.monotonic() - started < seconds:
+            params = {"m": member_ids[done % len(member_ids)], "merchant": merchant_id, "key": f"{run}-{done}"}
+            for statement, returns_balance in statements:
+                cursor.execute(statement, params)
+                if returns_balance:
+                    params["balance"] = cursor.fetchone()[0]
+            conn.commit()
+            done += 1
+        wall = time.monotonic() - started
+    return {"tps": done / wall, "transactions": done, "statements": len(statements), "durable": durable,
+            "round_trips": len(statements) + 2}  # psycopg sends BEGIN, then each statement, then COMMIT
+
+
+def ledger_totals(engine) -> dict:
+    """Ledger rows per kind, the sum of balances and the idempotency records: compared before and after a run."""
+    with engine.connect() as conn:
+        kinds = dict(conn.execute(text("SELECT kind, count(*) FROM ledger_entries GROUP BY kind")).all())
+        balance = conn.scalar(text("SELECT coalesce(sum(points_balance), 0) FROM members"))
+        keys = conn.scalar(text("SELECT count(*) FROM idempotency_records"))
+        outbox = conn.scalar(text("SELECT count(*) FROM outbox_events"))
+    return {"kinds": kinds, "balance": int(balance), "keys": keys, "outbox": outbox}
+
+
+def ledger_verify(env: dict) -> tuple[bool, str]:
+    """`punchpass ledger verify` on the run's database: (every balance equals its ledger sum, what it said)."""
+    done = subprocess.run([BIN / "punchpass", "ledger", "verify"], cwd=ROOT, env=env, capture_output=True, text=True)
+    said = (done.stdout + done.stderr).strip()
+    return done.returncode == 0, said.splitlines()[-1] if said else ""
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, to print next to every figure on a shared machine."""
+    return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 if __name__ == "__main__":

@@ -21,30 +21,25 @@ whatever else uses them), and "everything else" is the rest of the machine's bus
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import os
-import secrets
 import sys
 import time
-import uuid
-import zipfile
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from sqlalchemy import create_engine
 
-from app.config import DEV_PASS_TYPE_ID
 from bench.harness import (
     REDIS_URL,
     Api,
     CpuMeter,
+    Device,
     FakeAPNsProcess,
+    Shot,
     app_env,
+    enroll_with_device,
     exit_on_sigterm,
     expect,
     flushed_redis,
@@ -53,8 +48,10 @@ from bench.harness import (
     fresh_database,
     machine,
     make_merchant_key,
+    match_pushes,
     named_processes,
     pending_events,
+    percentiles,
     process_tree,
     run_folder,
     start_web,
@@ -67,50 +64,15 @@ WARM_UP_EARNS = 20
 CLIENT_THREADS = 16
 
 
-@dataclass(frozen=True)
-class Device:
-    """A member and the Wallet device that registered their card: who gets each earn, and where it is pushed."""
-    member_id: int
-    serial: str
-    auth_token: str
-    library_id: str
-    push_token: str
-
-
-@dataclass(frozen=True)
-class Earn:
-    """One earn request as the client saw it, to be matched with its push."""
-    push_token: str
-    scheduled: float
-    start: float
-    end: float
-    status: int
-
-
-def enroll_with_device(api: Api, program_id: int, number: int) -> Device:
-    """Enrol a member, then do what Wallet does when the card is added: download it, register, list serials."""
-    member = expect(api.merchant("POST", f"/api/v1/programs/{program_id}/members",
-                                 {"name": f"Bench member {number}"}), 201)
-    pkpass = expect(api.call("GET", urlsplit(member["apple_pass_url"]).path), 200)
-    pass_json = json.loads(zipfile.ZipFile(io.BytesIO(pkpass)).read("pass.json"))
-    device = Device(member["id"], pass_json["serialNumber"], pass_json["authenticationToken"],
-                    uuid.uuid4().hex, secrets.token_hex(32))
-    devices_path = f"/wallet/v1/devices/{device.library_id}/registrations/{DEV_PASS_TYPE_ID}"
-    expect(api.call("POST", f"{devices_path}/{device.serial}", {"pushToken": device.push_token},
-                    {"Authorization": f"ApplePass {device.auth_token}"}), 201)
-    expect(api.call("GET", devices_path), 200)
-    return device
-
-
-def earn_once(api: Api, device: Device, scheduled: float) -> Earn:
+def earn_once(api: Api, device: Device, scheduled: float) -> Shot:
     """One earn of 1 point, timed from the client's side."""
     start = time.time()
     status, _ = api.merchant("POST", f"/api/v1/members/{device.member_id}/earn",
                              {"points": 1, "reference": "bench"})
-    return Earn(device.push_token, scheduled, start, time.time(), status)
+    return Shot(device.push_token, scheduled, start, time.time(), status)
 
 
-def fire_earns(api: Api, devices: list[Device], rate: float, seconds: float, pool) -> list[Earn]:
+def fire_earns(api: Api, devices: list[Device], rate: float, seconds: float, pool) -> list[Shot]:
     """Open loop: earn i is sent at t0 + i/rate whatever the server does, each to the next member."""
     count = int(rate * seconds)
     t0 = time.time() + 0.1
@@ -122,42 +84,6 @@ def fire_earns(api: Api, devices: list[Device], rate: float, seconds: float, poo
             time.sleep(delay)
         futures.append(pool.submit(earn_once, api, devices[i % len(devices)], scheduled))
     return [future.result() for future in futures]
-
-
-def match_pushes(earns: list[Earn], arrivals: dict[str, list[float]]) -> dict:
-    """Each earn's push = the first not yet matched push to its member's token that arrived after the earn
-    was sent (one member's earns are len(members)/rate seconds apart)."""
-    by_token: dict[str, list[Earn]] = defaultdict(list)
-    for earn in earns:
-        if earn.status == 201:
-            by_token[earn.push_token].append(earn)
-    from_start, from_201, pairs, lost = [], [], [], 0
-    first_start = min(earn.start for earn in earns)
-    for token, token_earns in by_token.items():
-        times, j = sorted(arrivals.get(token, [])), 0
-        for earn in sorted(token_earns, key=lambda e: e.start):
-            while j < len(times) and times[j] < earn.start:
-                j += 1
-            if j == len(times):
-                lost += 1
-                continue
-            from_start.append(times[j] - earn.start)
-            from_201.append(times[j] - earn.end)
-            pairs.append((earn.start, times[j] - earn.start))
-            j += 1
-    received = sum(1 for times in arrivals.values() for t in times if t >= first_start)
-    return {"from_start": from_start, "from_201": from_201, "pairs": pairs, "lost": lost,
-            "extra": received - len(from_start)}
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    """Nearest-rank p50/p90/p99 and max, in milliseconds."""
-    ordered = sorted(values)
-    if not ordered:
-        return {}
-    def rank(p: float):
-        return ordered[min(len(ordered) - 1, max(0, -(-len(ordered) * p // 100) - 1))]
-    return {"p50": rank(50) * 1e3, "p90": rank(90) * 1e3, "p99": rank(99) * 1e3, "max": ordered[-1] * 1e3}
 
 
 def run_mode(mode: str, args) -> dict:

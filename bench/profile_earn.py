@@ -1,0 +1,194 @@
+"""Where one earn's time goes, in-process: the app as gunicorn's worker builds it (wsgi.py: create_app +
+connect_rq on PUNCHPASS_BENCH_REDIS), a fresh PostgreSQL database, earns through Flask's test client (no HTTP
+server: gunicorn's own share is what bench/earn.py's py-spy shows), one at a time.
+
+1. Counts per earn: SQL statements (SQLAlchemy before_cursor_execute, grouped by statement), transaction
+   commands psycopg sends (BEGIN on a transaction's first statement, COMMIT, ROLLBACK), pool pre-pings (one
+   per connection checkout with pool_pre_ping) and Redis commands (rq's enqueue after commit).
+2. Wall and CPU per earn (time.perf_counter / time.process_time), no profiler attached.
+3. cProfile on the CPU clock over the same earns: own CPU time grouped by package (framework, marshmallow,
+   SQLAlchemy, psycopg, rq and Redis, our code, the rest), and the top functions by cumulative CPU time.
+
+    python -m bench.profile_earn [--earns 1000] [--members 100] [--top 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import event
+
+from bench.harness import (
+    REDIS_URL,
+    app_env,
+    app_in_process,
+    exit_on_sigterm,
+    flushed_redis,
+    free_port,
+    fresh_database,
+    load_average,
+    machine,
+    make_merchant_key,
+    merchant_headers,
+    run_folder,
+)
+from passes import make_test_chain
+
+PACKAGES = [  # first match of a path fragment wins
+    ("SQLAlchemy", ("/sqlalchemy/",)),
+    ("psycopg", ("/psycopg/", "/psycopg_binary/")),
+    ("marshmallow/apispec", ("/marshmallow/", "/apispec/", "/webargs/")),
+    ("Flask/APIFlask/werkzeug", ("/flask/", "/apiflask/", "/werkzeug/", "/flask_httpauth", "/jinja2/",
+                                 "/itsdangerous/", "/click/", "/blinker/")),
+    ("rq/redis", ("/rq/", "/redis/")),
+    ("our code (app/, workers/)", ("/app/", "/workers/", "/passes/")),
+]
+
+
+def package_of(filename: str) -> str:
+    for name, fragments in PACKAGES:
+        if any(fragment in filename for fragment in fragments):
+            return name
+    if filename.startswith("~") or filename.startswith("<"):
+        return "builtins (C: json, hashlib, socket, dict...)"
+    return "stdlib/other Python"
+
+
+class Tally:
+    """Statements, transaction commands, pre-pings and Redis commands seen while `counting` is on."""
+
+    def __init__(self, engine):
+        self.statements, self.counting = Counter(), False
+        self.begins = self.commits = self.rollbacks = self.checkouts = self.redis = 0
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "begin", lambda conn: self._add("begins"))
+        event.listen(engine, "commit", lambda conn: self._add("commits"))
+        event.listen(engine, "rollback", lambda conn: self._add("rollbacks"))
+        event.listen(engine.pool, "checkout", lambda *a: self._add("checkouts"))
+        from redis.connection import Connection
+        send = Connection.send_packed_command
+
+        def counted(connection, command, check_health=True):
+            self._add("redis", len(command) if isinstance(command, list) and len(command) > 1 else 1)
+            return send(connection, command, check_health)
+        Connection.send_packed_command = counted
+
+    def _add(self, name: str, n: int = 1) -> None:
+        if self.counting:
+            setattr(self, name, getattr(self, name) + n)
+
+    def _statement(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        if self.counting:
+            self.statements[" ".join(statement.split())[:110]] += 1
+
+
+def earn(client, key: str, member_id: int) -> None:
+    response = client.post(f"/api/v1/members/{member_id}/earn", json={"points": 1},
+                           headers=merchant_headers(key))
+    if response.status_code != 201:
+        raise RuntimeError(f"earn answered {response.status_code}: {response.get_data(as_text=True)[:200]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--earns", type=int, default=1000)
+    parser.add_argument("--members", type=int, default=100)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--out", help="write the cProfile stats here (for snakeviz, pstats)")
+    parser.add_argument("--collapsed", help="instead: split py-spy's raw output (bench.earn --py-spy) by package")
+    args = parser.parse_args(argv)
+    if args.collapsed:
+        return split_collapsed(Path(args.collapsed))
+    with run_folder("punchpass-profile-", None) as (workdir, stack):
+        certs = make_test_chain(workdir / "certs")
+        stack.enter_context(flushed_redis())
+        database_url, _ = stack.enter_context(fresh_database(workdir))
+        env = app_env(certs, database_url, workdir, free_port(), free_port(), REDIS_URL)
+        app, engine = app_in_process(env)
+        key = make_merchant_key(database_url)
+        client = app.test_client()
+        auth = {"Authorization": f"Bearer {key}"}
+        program = client.post("/api/v1/programs", json={"name": "Profile"}, headers=auth).get_json()
+        ids = [client.post(f"/api/v1/programs/{program['id']}/members", json={"name": f"M {n}"},
+                           headers=auth).get_json()["id"] for n in range(args.members)]
+        tally = Tally(engine)
+        for n in range(100):  # warm: every statement prepared by psycopg (after 5 runs), caches filled
+            earn(client, key, ids[n % len(ids)])
+
+        counted = 200
+        tally.counting = True
+        for n in range(counted):
+            earn(client, key, ids[n % len(ids)])
+        tally.counting = False
+
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        for n in range(args.earns):
+            earn(client, key, ids[n % len(ids)])
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+
+        profiler = cProfile.Profile(time.process_time)  # CPU, not wall: waiting on a socket is not cost
+        profiler.enable()
+        for n in range(args.earns):
+            earn(client, key, ids[n % len(ids)])
+        profiler.disable()
+        engine.dispose()
+    report(tally, counted, wall, cpu, profiler, args)
+    return 0
+
+
+def split_collapsed(path: Path) -> int:
+    """py-spy samples (only threads running, not waiting) by the package of the innermost Python frame, and
+    by the outermost frame of ours or of the libraries that called it: where a worker's CPU goes."""
+    leaf, total = Counter(), 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        location = frames[-1].rpartition("(")[2]
+        leaf[package_of("/" + location if not location.startswith("/") else location)] += int(count)
+        total += int(count)
+    print(f"{path}: {total} samples of running threads, by the innermost frame's package")
+    for name, n in leaf.most_common():
+        print(f"  {n / total:6.1%}  {name}")
+    return 0
+
+
+def report(tally: Tally, counted: int, wall: float, cpu: float, profiler: cProfile.Profile, args) -> None:
+    print(f"{machine()}; load average {load_average()}")
+    statements = sum(tally.statements.values())
+    pg_trips = statements + tally.begins + tally.commits + tally.rollbacks + tally.checkouts
+    print(f"\nPer earn (mean of {counted}): {statements / counted:.2f} SQL statements; BEGIN "
+          f"{tally.begins / counted:.2f}, COMMIT {tally.commits / counted:.2f}, ROLLBACK "
+          f"{tally.rollbacks / counted:.2f}, pool checkouts (each a pre-ping SELECT 1) {tally.checkouts / counted:.2f}"
+          f" -> {pg_trips / counted:.2f} PostgreSQL round trips; Redis commands {tally.redis / counted:.2f}")
+    for statement, n in tally.statements.most_common():
+        print(f"  {n / counted:5.2f} x {statement}")
+    print(f"\nNo profiler, {args.earns} earns one at a time: wall {wall / args.earns * 1e3:.2f} ms, CPU "
+          f"{cpu / args.earns * 1e3:.2f} ms per earn in this process ({args.earns / wall:.0f} earns/s on one thread)")
+    stats = pstats.Stats(profiler)
+    if args.out:
+        stats.dump_stats(args.out)
+    by_package, total = Counter(), 0.0
+    for (filename, _, _), (_, _, own, _, _) in stats.stats.items():
+        by_package[package_of(filename)] += own
+        total += own
+    print(f"\ncProfile, {args.earns} earns: own time by package ({total / args.earns * 1e3:.2f} ms per earn under "
+          "the profiler, which inflates call-heavy code)")
+    for name, own in by_package.most_common():
+        print(f"  {own / total:6.1%}  {own / args.earns * 1e3:6.3f} ms  {name}")
+    print(f"\nTop {args.top} by cumulative time:")
+    rows = sorted(stats.stats.items(), key=lambda item: item[1][3], reverse=True)[:args.top]
+    for (filename, line, function), (_, calls, own, cumulative, _) in rows:
+        where = "/".join(Path(filename).parts[-2:])
+        print(f"  {cumulative / args.earns * 1e3:7.3f} ms cum {own / args.earns * 1e3:6.3f} own "
+              f"{calls / args.earns:6.1f} calls  {where}:{line} {function}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
