@@ -11,15 +11,17 @@ import re
 from apiflask import APIFlask
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api import blueprints as api_blueprints
 from app.card_assets import CardAssetsCache
 from app.cards import card_settings_fingerprint, load_signer, signer_id
-from app.config import Config, ConfigError, load_config
+from app.config import DEV_SECRET_KEY, Config, ConfigError, load_config
 from app.db import make_engine, make_session_factory
 from app.domain.passupdates import card_settings_changed
 from app.errors import apiflask_error_processor, register_error_handlers
 from app.pages.routes import bp as pages_bp
+from app.ratelimits import install_rate_limits
 from app.relay import OutboxRelay
 from app.services import EXTENSION, Services, close_db_session
 from app.wallet.routes import bp as wallet_bp
@@ -38,7 +40,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
         config = config.with_overrides(**overrides)
     app = APIFlask(__name__, title="Punchpass API", version="1", spec_path="/openapi.json", docs_path="/docs")
     app.config.update(
-        SECRET_KEY=config.secret_key or "dev-not-secret",
+        SECRET_KEY=config.secret_key or DEV_SECRET_KEY,
         TESTING=config.testing,
         MAX_CONTENT_LENGTH=12 * 1024 * 1024,
         AUTO_404_RESPONSE=False,
@@ -48,12 +50,14 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
         INFO={"description": "Merchant API of Punchpass: programs, members, earn, redeem, checkout. "
                              "Errors are application/problem+json (RFC 9457)."},
     )
+    if config.trusted_proxies:  # request.remote_addr (logs, rate limits) becomes the client behind them
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)
     signer = _signer(config)
     engine = make_engine(config.database_url)
     sessions = make_session_factory(engine)
     app.extensions[EXTENSION] = Services(config=config, engine=engine, sessions=sessions, signer=signer,
                                          signer_id=signer_id(signer), card_assets=CardAssetsCache(),
-                                         relay=OutboxRelay(sessions))
+                                         relay=OutboxRelay(sessions), limiter=install_rate_limits(app, config))
     _reissue_cards_after_a_settings_change(sessions, config)
     app.json.sort_keys = False
     app.error_processor(apiflask_error_processor)
