@@ -99,7 +99,7 @@ def device_log():
     if not isinstance(lines, list):
         return _plain(400, "logs must be a list of strings")
     session = db_session()
-    record_device_logs(session, lines)
+    record_device_logs(session, lines, app_config().retention.device_log_max_lines)
     session.commit()
     return _plain(200)
 
