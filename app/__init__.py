@@ -20,6 +20,7 @@ from app.config import DEV_SECRET_KEY, Config, ConfigError, load_config
 from app.db import make_engine, make_session_factory
 from app.domain.passupdates import card_settings_changed
 from app.errors import apiflask_error_processor, register_error_handlers
+from app.logs import mask_dev_server_access_log
 from app.pages.routes import bp as pages_bp
 from app.ratelimits import install_rate_limits
 from app.relay import OutboxRelay
@@ -53,7 +54,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     if config.trusted_proxies:  # request.remote_addr (logs, rate limits) becomes the client behind them
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)
     signer = _signer(config)
-    engine = make_engine(config.database_url)
+    engine = make_engine(config.database_url, hide_parameters=not config.testing)
     sessions = make_session_factory(engine)
     app.extensions[EXTENSION] = Services(config=config, engine=engine, sessions=sessions, signer=signer,
                                          signer_id=signer_id(signer), card_assets=CardAssetsCache(),
@@ -66,6 +67,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     for blueprint in [*api_blueprints, wallet_bp, pages_bp]:
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    mask_dev_server_access_log()
     return app
 
 
