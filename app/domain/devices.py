@@ -25,13 +25,19 @@ def is_push_token(value: object) -> bool:
     return isinstance(value, str) and _PUSH_TOKEN.fullmatch(value) is not None
 
 
-def register_device(session: Session, member: Member, device_id: str, push_token: str) -> bool:
-    """True for a new registration; an existing one gets the new push token."""
+def register_device(session: Session, member: Member, device_id: str, push_token: str, max_devices: int) -> bool:
+    """True for a new registration; an existing one gets the new push token. A pass keeps at most `max_devices`
+    registrations (a person has a few devices; every one costs a push on each change): a new device beyond
+    that replaces the oldest."""
     existing = session.scalar(select(DeviceRegistration).where(
         DeviceRegistration.device_library_id == device_id, DeviceRegistration.member_id == member.id))
     if existing is not None:
         existing.push_token = push_token
         return False
+    oldest = session.scalars(select(DeviceRegistration.id).where(DeviceRegistration.member_id == member.id)
+                             .order_by(DeviceRegistration.id.desc()).offset(max_devices - 1)).all()
+    if oldest:
+        session.execute(delete(DeviceRegistration).where(DeviceRegistration.id.in_(oldest)))
     session.add(DeviceRegistration(device_library_id=device_id, push_token=push_token, member_id=member.id))
     return True
 
