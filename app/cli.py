@@ -76,15 +76,45 @@ def create_merchant(name: str) -> None:
 @click.option("--merchant", "merchant_id", required=True, type=int)
 @click.option("--scope", type=click.Choice(["admin", "pos"]), default="pos", show_default=True)
 def create_api_key(merchant_id: int, scope: str) -> None:
-    """Print a new API key for a merchant (shown only this once)."""
-    from app.auth import issue_api_key
+    """Print a new API key for a merchant (shown only this once) and its id (for `revoke-api-key`)."""
+    from app.auth import new_api_key
     from app.models import Merchant
     with _session() as session:
         if session.get(Merchant, merchant_id) is None:
             raise click.ClickException(f"no merchant {merchant_id}")
-        key = issue_api_key(session, merchant_id, scope)
+        key, row = new_api_key(session, merchant_id, scope)
         session.commit()
-        click.echo(json.dumps({"api_key": key}))
+        click.echo(json.dumps({"api_key": key, "id": row.id}))
+
+
+@cli.command("revoke-api-key")
+@click.option("--id", "key_id", required=True, type=int, help="The key's id, as create-api-key printed it.")
+def revoke_api_key_command(key_id: int) -> None:
+    """Revoke an API key: every process refuses it from now on (401)."""
+    from app.auth import revoke_api_key
+    with _session() as session:
+        key = revoke_api_key(session, key_id)
+        if key is None:
+            raise click.ClickException(f"no API key {key_id}")
+        session.commit()
+        click.echo(json.dumps({"id": key.id, "merchant_id": key.merchant_id, "revoked_at": key.revoked_at.isoformat()}))
+
+
+@cli.command("rotate-card-link")
+@click.option("--member", "member_id", required=True, type=int)
+def rotate_card_link_command(member_id: int) -> None:
+    """Give a member a new card link and checkout code (the old ones stop working; the card updates itself)."""
+    from app.api.present import card_link
+    from app.domain.errors import NotFound
+    from app.domain.members import rotate_card_link
+    with _session() as session:
+        try:
+            member = rotate_card_link(session, member_id)
+        except NotFound:
+            raise click.ClickException(f"no member {member_id}") from None
+        session.commit()
+        link = card_link(load_config().public_base_url, member)
+        click.echo(json.dumps({"member_id": member.id, "apple_pass_url": link, "barcode_value": member.barcode_token}))
 
 
 @cli.group()
