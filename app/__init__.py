@@ -20,7 +20,9 @@ from app.config import DEV_SECRET_KEY, Config, ConfigError, load_config
 from app.db import make_engine, make_session_factory
 from app.domain.passupdates import card_settings_changed
 from app.errors import apiflask_error_processor, register_error_handlers
+from app.health import warn_about_expiring_certificates
 from app.logs import mask_dev_server_access_log
+from app.models import utcnow
 from app.pages.routes import bp as pages_bp
 from app.ratelimits import install_rate_limits
 from app.relay import OutboxRelay
@@ -68,13 +70,14 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     mask_dev_server_access_log()
+    warn_about_expiring_certificates(signer, utcnow())
     return app
 
 
-def check_settings(config: Config | None = None) -> None:
+def check_settings(config: Config | None = None) -> PassSigner:
     """Everything `create_app` checks before it touches the database: settings and certificates. Raises
-    ConfigError naming the setting."""
-    _signer(config or load_config())
+    ConfigError naming the setting; returns the signer the certificates make."""
+    return _signer(config or load_config())
 
 
 def _signer(config: Config) -> PassSigner:

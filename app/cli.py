@@ -152,6 +152,30 @@ def outbox_status(limit: int) -> None:
     click.echo(json.dumps(summary, indent=2, default=str))
 
 
+@cli.command("doctor")
+def doctor() -> None:
+    """A short health report: settings (without secrets), certificate expiry, outbox counts. Certificates that
+    expire within 30 days get a WARNING line."""
+    from app import check_settings
+    from app.domain.outbox import outbox_summary
+    from app.health import certificate_expiries, expiry_warnings, settings_summary
+    from app.models import utcnow
+    config, now = load_config(), utcnow()
+    signer = check_settings(config)
+    click.echo("settings")
+    for name, value in settings_summary(config).items():
+        click.echo(f"  {name:<24}{value}")
+    click.echo("certificates")
+    for cert in certificate_expiries(signer):
+        click.echo(f"  {cert.name:<24}expires {cert.not_valid_after:%Y-%m-%d} UTC ({cert.days_left(now)} days)")
+    with _session() as session:
+        counts = outbox_summary(session, dead_limit=0, lease_limit=0)
+    click.echo("outbox")
+    click.echo("  " + ", ".join(f"{name} {counts[name]}" for name in ("waiting", "leased", "retrying", "dead")))
+    for warning in expiry_warnings(signer, now):
+        click.echo(f"WARNING: {warning}")
+
+
 @outbox.command("retry-dead")
 def outbox_retry_dead() -> None:
     """Give every dead letter a fresh set of attempts (after fixing what killed them)."""
