@@ -12,8 +12,11 @@ Anything here can be overridden on the command line (`-b HOST:PORT`, `-w N`, `--
 import os
 import sys
 
+from gunicorn.glogging import Logger
+
 from app import check_settings
 from app.config import ConfigError
+from app.logs import mask_secrets
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"  # `-b` overrides it
 
@@ -32,6 +35,23 @@ keepalive = 5  # seconds an idle keep-alive connection stays open (clients and p
 limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
+
+
+class MaskedAccessLogger(Logger):
+    """The card link's token and device library ids masked in every access-log atom (request line, path,
+    referer, environ); the Authorization header keeps only its scheme, whatever access_log_format says."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for name, value in atoms.items():
+            if isinstance(value, str):
+                atoms[name] = mask_secrets(value)
+        if "{authorization}i" in atoms:
+            atoms["{authorization}i"] = atoms["{authorization}i"].partition(" ")[0] + " ***"
+        return atoms
+
+
+logger_class = MaskedAccessLogger
 
 
 def on_starting(server) -> None:

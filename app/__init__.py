@@ -11,18 +11,23 @@ import re
 from apiflask import APIFlask
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api import blueprints as api_blueprints
 from app.api.docs import bp as docs_bp
 from app.api.openapi import document_api
 from app.card_assets import CardAssetsCache
 from app.cards import card_settings_fingerprint, load_signer, signer_id
-from app.config import Config, ConfigError, load_config
+from app.config import DEV_SECRET_KEY, Config, ConfigError, load_config
 from app.db import make_engine, make_session_factory
 from app.domain.passupdates import card_settings_changed
 from app.errors import apiflask_error_processor, register_error_handlers
 from app.headers import add_security_headers
+from app.health import warn_about_expiring_certificates
+from app.logs import mask_dev_server_access_log
+from app.models import utcnow
 from app.pages.routes import bp as pages_bp
+from app.ratelimits import install_rate_limits
 from app.relay import OutboxRelay
 from app.services import EXTENSION, Services, close_db_session
 from app.wallet.routes import bp as wallet_bp
@@ -41,7 +46,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
         config = config.with_overrides(**overrides)
     app = APIFlask(__name__, title="Punchpass API", version="1", spec_path="/openapi.json", docs_path=None)
     app.config.update(
-        SECRET_KEY=config.secret_key or "dev-not-secret",
+        SECRET_KEY=config.secret_key or DEV_SECRET_KEY,
         TESTING=config.testing,
         MAX_CONTENT_LENGTH=12 * 1024 * 1024,
         AUTO_404_RESPONSE=False,  # routes list their errors themselves (app/api/openapi.py)
@@ -53,12 +58,14 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
         INFO={"description": "Merchant API of Punchpass: programs, members, earn, redeem, checkout. "
                              "Errors are application/problem+json (RFC 9457)."},
     )
+    if config.trusted_proxies:  # request.remote_addr (logs, rate limits) becomes the client behind them
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)
     signer = _signer(config)
-    engine = make_engine(config.database_url)
+    engine = make_engine(config.database_url, hide_parameters=not config.testing)
     sessions = make_session_factory(engine)
     app.extensions[EXTENSION] = Services(config=config, engine=engine, sessions=sessions, signer=signer,
                                          signer_id=signer_id(signer), card_assets=CardAssetsCache(),
-                                         relay=OutboxRelay(sessions))
+                                         relay=OutboxRelay(sessions), limiter=install_rate_limits(app, config))
     _reissue_cards_after_a_settings_change(sessions, config)
     app.json.sort_keys = False
     app.error_processor(apiflask_error_processor)
@@ -69,13 +76,15 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     for blueprint in [*api_blueprints, docs_bp, wallet_bp, pages_bp]:
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    mask_dev_server_access_log()
+    warn_about_expiring_certificates(signer, utcnow())
     return app
 
 
-def check_settings(config: Config | None = None) -> None:
+def check_settings(config: Config | None = None) -> PassSigner:
     """Everything `create_app` checks before it touches the database: settings and certificates. Raises
-    ConfigError naming the setting."""
-    _signer(config or load_config())
+    ConfigError naming the setting; returns the signer the certificates make."""
+    return _signer(config or load_config())
 
 
 def _signer(config: Config) -> PassSigner:

@@ -10,7 +10,7 @@ from apiflask import HTTPTokenAuth
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import ApiKey
+from app.models import ApiKey, utcnow
 from app.services import db_session
 
 SCOPES = ("admin", "pos")
@@ -34,15 +34,32 @@ def hash_api_key(raw_key: str) -> str:
 
 def issue_api_key(session: Session, merchant_id: int, scope: str) -> str:
     """Create a key and return it in clear: the only time it exists outside the caller's hands."""
+    return new_api_key(session, merchant_id, scope)[0]
+
+
+def new_api_key(session: Session, merchant_id: int, scope: str) -> tuple[str, ApiKey]:
+    """The key in clear and its row (flushed, so it has its id: what `revoke_api_key` takes)."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     raw = f"pp_{scope}_{secrets.token_urlsafe(32)}"
-    session.add(ApiKey(merchant_id=merchant_id, scope=scope, prefix=raw[:12], key_hash=hash_api_key(raw)))
-    return raw
+    row = ApiKey(merchant_id=merchant_id, scope=scope, prefix=raw[:12], key_hash=hash_api_key(raw))
+    session.add(row)
+    session.flush()
+    return raw, row
+
+
+def revoke_api_key(session: Session, key_id: int) -> ApiKey | None:
+    """Revoked from the commit on, in every process: each request looks its key up (`_verify_token`), nothing
+    caches it. A key revoked before keeps its first revocation time; None for an unknown id."""
+    key = session.get(ApiKey, key_id, with_for_update=True)
+    if key is not None and key.revoked_at is None:
+        key.revoked_at = utcnow()
+    return key
 
 
 @auth.verify_token
 def _verify_token(token: str) -> Caller | None:
+    """Looked up on every request, never cached: a revocation takes effect at once on every process."""
     if not token:
         return None
     key = db_session().scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(token),

@@ -76,15 +76,45 @@ def create_merchant(name: str) -> None:
 @click.option("--merchant", "merchant_id", required=True, type=int)
 @click.option("--scope", type=click.Choice(["admin", "pos"]), default="pos", show_default=True)
 def create_api_key(merchant_id: int, scope: str) -> None:
-    """Print a new API key for a merchant (shown only this once)."""
-    from app.auth import issue_api_key
+    """Print a new API key for a merchant (shown only this once) and its id (for `revoke-api-key`)."""
+    from app.auth import new_api_key
     from app.models import Merchant
     with _session() as session:
         if session.get(Merchant, merchant_id) is None:
             raise click.ClickException(f"no merchant {merchant_id}")
-        key = issue_api_key(session, merchant_id, scope)
+        key, row = new_api_key(session, merchant_id, scope)
         session.commit()
-        click.echo(json.dumps({"api_key": key}))
+        click.echo(json.dumps({"api_key": key, "id": row.id}))
+
+
+@cli.command("revoke-api-key")
+@click.option("--id", "key_id", required=True, type=int, help="The key's id, as create-api-key printed it.")
+def revoke_api_key_command(key_id: int) -> None:
+    """Revoke an API key: every process refuses it from now on (401)."""
+    from app.auth import revoke_api_key
+    with _session() as session:
+        key = revoke_api_key(session, key_id)
+        if key is None:
+            raise click.ClickException(f"no API key {key_id}")
+        session.commit()
+        click.echo(json.dumps({"id": key.id, "merchant_id": key.merchant_id, "revoked_at": key.revoked_at.isoformat()}))
+
+
+@cli.command("rotate-card-link")
+@click.option("--member", "member_id", required=True, type=int)
+def rotate_card_link_command(member_id: int) -> None:
+    """Give a member a new card link and checkout code (the old ones stop working; the card updates itself)."""
+    from app.api.present import card_link
+    from app.domain.errors import NotFound
+    from app.domain.members import rotate_card_link
+    with _session() as session:
+        try:
+            member = rotate_card_link(session, member_id)
+        except NotFound:
+            raise click.ClickException(f"no member {member_id}") from None
+        session.commit()
+        link = card_link(load_config().public_base_url, member)
+        click.echo(json.dumps({"member_id": member.id, "apple_pass_url": link, "barcode_value": member.barcode_token}))
 
 
 @cli.group()
@@ -120,6 +150,30 @@ def outbox_status(limit: int) -> None:
     with _session() as session:
         summary = outbox_summary(session, limit)
     click.echo(json.dumps(summary, indent=2, default=str))
+
+
+@cli.command("doctor")
+def doctor() -> None:
+    """A short health report: settings (without secrets), certificate expiry, outbox counts. Certificates that
+    expire within 30 days get a WARNING line."""
+    from app import check_settings
+    from app.domain.outbox import outbox_summary
+    from app.health import certificate_expiries, expiry_warnings, settings_summary
+    from app.models import utcnow
+    config, now = load_config(), utcnow()
+    signer = check_settings(config)
+    click.echo("settings")
+    for name, value in settings_summary(config).items():
+        click.echo(f"  {name:<24}{value}")
+    click.echo("certificates")
+    for cert in certificate_expiries(signer):
+        click.echo(f"  {cert.name:<24}expires {cert.not_valid_after:%Y-%m-%d} UTC ({cert.days_left(now)} days)")
+    with _session() as session:
+        counts = outbox_summary(session, dead_limit=0, lease_limit=0)
+    click.echo("outbox")
+    click.echo("  " + ", ".join(f"{name} {counts[name]}" for name in ("waiting", "leased", "retrying", "dead")))
+    for warning in expiry_warnings(signer, now):
+        click.echo(f"WARNING: {warning}")
 
 
 @outbox.command("retry-dead")

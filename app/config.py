@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import limits
+
 from passes.storecard import check_nfc
 
 DEV_PASS_TYPE_ID = "pass.dev.punchpass"
@@ -35,6 +37,25 @@ class AppleConfig:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """flask-limiter notation ("100/second", "300/minute;5000/hour"). Defaults leave a busy till and a café full
+    of customers behind one address alone; they stop a script."""
+    api_key: str = "100/second"  # RATE_LIMIT_API_KEY: per API key, the whole merchant API
+    public: str = "20/second"  # RATE_LIMIT_PUBLIC: per client address, the card link and /wallet/v1/*
+    failed_auth: str = "300/minute"  # RATE_LIMIT_FAILED_AUTH: per address, merchant API answers 401
+    device_log: str = "60/minute"  # RATE_LIMIT_DEVICE_LOG: per address, /wallet/v1/log (no login, Apple says)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long rows nobody reads again are kept; the worker's sweep deletes older ones."""
+    idempotency_days: int = 7  # RETENTION_DAYS_IDEMPOTENCY: a retry later than this counts again
+    outbox_days: int = 7  # RETENTION_DAYS_OUTBOX: delivered events (dead letters stay until revived)
+    device_log_days: int = 30  # RETENTION_DAYS_DEVICE_LOGS
+    device_log_max_lines: int = 10_000  # DEVICE_LOG_MAX_LINES: the newest are kept, whatever their age
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str
     redis_url: str | None
@@ -45,6 +66,10 @@ class Config:
     apple: AppleConfig
     secret_key: str = field(repr=False, default="")
     testing: bool = False
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    trusted_proxies: int = 0  # hops of X-Forwarded-For to believe (ProxyFix); 0: the peer is the client
+    retention: Retention = field(default_factory=Retention)
+    max_devices_per_pass: int = 10  # MAX_DEVICES_PER_PASS: a new registration beyond it replaces the oldest
 
     @property
     def web_service_url(self) -> str:
@@ -78,7 +103,53 @@ def load_config(environ: dict | None = None) -> Config:
         public_base_url=public_base_url,
         instance_dir=instance_dir,
         apple=_apple_config(env, instance_dir),
-        secret_key=env.get("SECRET_KEY", ""),
+        secret_key=_secret_key(env, public_base_url),
+        rate_limits=_rate_limits(env),
+        trusted_proxies=_count_setting(env, "TRUSTED_PROXIES", 0, minimum=0),
+        retention=_retention(env),
+        max_devices_per_pass=_count_setting(env, "MAX_DEVICES_PER_PASS", 10),
+    )
+
+
+DEV_SECRET_KEY = "dev-not-secret"  # what a loopback (development) start signs sessions with when unset
+
+
+def _secret_key(env: dict, public_base_url: str) -> str:
+    """Development on loopback may go without; anything reachable from outside needs a real key."""
+    key = env.get("SECRET_KEY") or ""
+    if is_loopback_host(urlsplit(public_base_url).hostname or "") or (key and key != DEV_SECRET_KEY):
+        return key
+    raise ConfigError(f"SECRET_KEY: required when PUBLIC_BASE_URL is not loopback ({public_base_url}); set it to "
+                      "a long random value, e.g. the output of `python3 -c 'import secrets; "
+                      "print(secrets.token_urlsafe(32))'`")
+
+
+def _rate_limits(env: dict) -> RateLimits:
+    names = {"api_key": "RATE_LIMIT_API_KEY", "public": "RATE_LIMIT_PUBLIC", "failed_auth": "RATE_LIMIT_FAILED_AUTH",
+             "device_log": "RATE_LIMIT_DEVICE_LOG"}
+    defaults = RateLimits()
+    return RateLimits(**{field_name: _rate_limit_setting(env, name, getattr(defaults, field_name))
+                         for field_name, name in names.items()})
+
+
+def _rate_limit_setting(env: dict, name: str, default: str) -> str:
+    value = (env.get(name) or default).strip()
+    try:
+        parsed = limits.parse_many(value)
+    except ValueError:
+        parsed = []
+    if not parsed or any(item.amount < 1 for item in parsed):
+        raise ConfigError(f"{name}: expected a rate such as 50/second or 300/minute;5000/hour, got {value!r}")
+    return value
+
+
+def _retention(env: dict) -> Retention:
+    defaults = Retention()
+    return Retention(
+        idempotency_days=_count_setting(env, "RETENTION_DAYS_IDEMPOTENCY", defaults.idempotency_days),
+        outbox_days=_count_setting(env, "RETENTION_DAYS_OUTBOX", defaults.outbox_days),
+        device_log_days=_count_setting(env, "RETENTION_DAYS_DEVICE_LOGS", defaults.device_log_days),
+        device_log_max_lines=_count_setting(env, "DEVICE_LOG_MAX_LINES", defaults.device_log_max_lines),
     )
 
 
@@ -145,6 +216,19 @@ def _int_setting(env: dict, name: str, default: int) -> int:
         raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
     if not 0 < value < 65536:
         raise ConfigError(f"{name}: expected a port between 1 and 65535, got {value}")
+    return value
+
+
+def _count_setting(env: dict, name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: expected at least {minimum}, got {value}")
     return value
 
 

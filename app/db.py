@@ -13,17 +13,20 @@ class Base(DeclarativeBase):
     pass
 
 
-def make_engine(database_url: str) -> Engine:
-    """SQLite gets WAL and a busy timeout so the embedded worker thread and requests can share it."""
+def make_engine(database_url: str, hide_parameters: bool = True) -> Engine:
+    """SQLite gets WAL and a busy timeout so the embedded worker thread and requests can share it. Bound
+    parameters (tokens, push tokens) stay out of error messages and tracebacks unless a test asks for them."""
     if database_url.startswith("sqlite"):
         path = database_url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(database_url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(database_url, connect_args={"timeout": 30, "check_same_thread": False},
+                               hide_parameters=hide_parameters)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         hide_parameters=hide_parameters)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -200,7 +200,7 @@ class IdempotencyRecord(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)  # retention deletes by age
 
 
 class Counter(Base):
@@ -248,6 +248,9 @@ class OutboxEvent(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The worker delivering it (hostname:pid) and since when; its lease runs until available_at.
+    leased_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    leased_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class DeviceLog(Base):

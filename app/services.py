@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g
+from flask_limiter import Limiter
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +29,7 @@ class Services:
     signer_id: str  # short hash of the signing certificate: part of the signed-pass cache key
     card_assets: CardAssetsCache
     relay: OutboxRelay
+    limiter: Limiter
 
 
 def services(app: Flask | None = None) -> Services:

@@ -47,7 +47,7 @@ BIN = Path(sys.executable).parent
 PG_ADMIN_URL = os.environ.get("PUNCHPASS_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("PUNCHPASS_BENCH_REDIS", "redis://127.0.0.1:6379/14")
 SETTINGS_WE_SET = ("DATABASE_URL", "REDIS_URL", "HOST", "PORT", "PUBLIC_BASE_URL", "PUNCHPASS_INSTANCE",
-                   "SECRET_KEY")
+                   "SECRET_KEY", "RATE_LIMIT_API_KEY", "RATE_LIMIT_PUBLIC")
 
 
 # --- the fake APNs, in its own process, timing each push --------------------------------------------------
@@ -241,6 +241,7 @@ def app_env(certs: dict[str, Path], database_url: str, workdir: Path, apns_port:
     env.update(
         DATABASE_URL=database_url, PUNCHPASS_INSTANCE=str(workdir / "instance"), HOST="127.0.0.1",
         PORT=str(port), PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", SECRET_KEY="bench-not-secret",
+        RATE_LIMIT_API_KEY="1000000/second", RATE_LIMIT_PUBLIC="1000000/second",  # one key, one address, flat out
         APPLE_PASS_CERT=str(certs["pass_cert"]), APPLE_PASS_KEY=str(certs["pass_key"]),
         APPLE_WWDR_CERT=str(certs["wwdr"]), APPLE_PASS_TYPE_ID=DEV_PASS_TYPE_ID, APPLE_TEAM_ID=DEV_TEAM_ID,
         APNS_BASE_URL=f"https://127.0.0.1:{apns_port}", APNS_CA_FILE=str(certs["root_ca"]), PYTHONUNBUFFERED="1",

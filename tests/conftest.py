@@ -85,6 +85,11 @@ def test_env(cert_chain, database_url, tmp_path_factory) -> dict:
         "DATABASE_URL": database_url,
         "PUNCHPASS_INSTANCE": str(tmp_path_factory.mktemp("instance")),
         "PUBLIC_BASE_URL": "https://punchpass.test",
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        # Every test's "devices" share 127.0.0.1: a café's limit would throttle the whole suite. The merchant API
+        # keeps its default (each test has its own key); tests of the limits set their own.
+        "RATE_LIMIT_PUBLIC": "100000/second",
+        "RATE_LIMIT_DEVICE_LOG": "100000/second",
         "APPLE_PASS_CERT": str(cert_chain["pass_cert"]),
         "APPLE_PASS_KEY": str(cert_chain["pass_key"]),
         "APPLE_WWDR_CERT": str(cert_chain["wwdr"]),

@@ -1,17 +1,19 @@
 """The embedded worker for `make run` (no Redis): a thread in the web process fed by the relay after each
-commit, and sweeping the outbox table every second for retries. Same job functions as `punchpass worker`."""
+commit, and sweeping the outbox table every second for retries (and rows past their retention period every few
+minutes). Same job functions as `punchpass worker`."""
 
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+import time
 
 from flask import Flask
 
 from app.services import services
 from workers.jobs import deliver_event
-from workers.queue import sweep_outbox
+from workers.queue import PRUNE_INTERVAL, prune_expired_rows, sweep_outbox
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,7 @@ class EmbeddedWorker:
         self._ids: queue.Queue[int] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="embedded-worker", daemon=True)
+        self._next_prune = 0.0  # time.monotonic() of the next retention pruning
 
     def dispatch(self, event_ids: list[int]) -> None:
         for event_id in event_ids:
@@ -53,6 +56,12 @@ class EmbeddedWorker:
             sweep_outbox(self.app, self.dispatch)
         except Exception:
             log.exception("outbox sweep failed")
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_INTERVAL
+            try:
+                prune_expired_rows(self.app)
+            except Exception:
+                log.exception("retention pruning failed")
 
 
 def start_embedded_worker(app: Flask) -> EmbeddedWorker:

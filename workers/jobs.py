@@ -5,7 +5,9 @@ at a time, retried with backoff and jitter when the other side is briefly unwell
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 from datetime import timedelta
 
 from flask import Flask
@@ -21,6 +23,7 @@ from workers.errors import DeliveryFailed, RetryLater
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=120)  # a worker that dies mid-delivery gives the event back after this
 MAX_ATTEMPTS = 8
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"[:200]  # who holds a lease (`punchpass outbox status`)
 BACKOFF_BASE, BACKOFF_CAP = 2.0, 600.0  # seconds: 2, 4, 8, ... capped at 10 minutes, each with full jitter
 
 HANDLERS = {APPLE_PUSH: wallet_push.push_member_pass, PROGRAM_REFRESH: wallet_push.refresh_program}
@@ -69,13 +72,15 @@ def backoff_delay(attempts: int) -> float:
 
 
 def _lease(session, event_id: int) -> OutboxEvent | None:
-    """Take the event for LEASE with one conditional UPDATE (no lock is held while we talk to Apple)."""
+    """Take the event for LEASE with one conditional UPDATE (no lock is held while we talk to Apple), signed with
+    this worker's identity so an operator can see who holds it and since when."""
     now = utcnow()
     taken = session.execute(
         update(OutboxEvent)
         .where(OutboxEvent.id == event_id, OutboxEvent.delivered_at.is_(None), OutboxEvent.dead_at.is_(None),
                OutboxEvent.available_at <= now)
-        .values(available_at=now + LEASE, attempts=OutboxEvent.attempts + 1)).rowcount
+        .values(available_at=now + LEASE, attempts=OutboxEvent.attempts + 1, leased_at=now,
+                leased_by=WORKER_ID)).rowcount
     session.commit()
     return session.get(OutboxEvent, event_id, populate_existing=True) if taken else None
 
@@ -97,6 +102,8 @@ def _bury(session, event_id: int, error: str) -> str:
 
 
 def _finish(session, event_id: int, **values) -> None:
+    """Record the outcome and give the lease back."""
     session.rollback()
-    session.execute(update(OutboxEvent).where(OutboxEvent.id == event_id).values(**values))
+    session.execute(update(OutboxEvent).where(OutboxEvent.id == event_id)
+                    .values(**values, leased_at=None, leased_by=None))
     session.commit()

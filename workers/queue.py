@@ -18,12 +18,16 @@ from rq import Queue, SimpleWorker
 from app import create_app
 from app.config import Config
 from app.domain.outbox import due_event_ids
-from app.services import db_session, services
+from app.domain.retention import prune_expired
+from app.models import utcnow
+from app.services import app_config, db_session, services
 from workers import jobs
 
 log = logging.getLogger(__name__)
 QUEUE_NAME = "punchpass"
 SWEEP_INTERVAL = 5.0  # seconds between looks for events the relay missed and retries that came due
+PRUNE_INTERVAL = 300.0  # seconds between deletions of rows past their retention period (one process does it)
+PRUNE_LOCK = "punchpass:prune-lock"
 
 
 class RQDispatcher:
@@ -69,6 +73,25 @@ def sweep_outbox(app: Flask, dispatch: Callable[[list[int]], None]) -> int:
     return len(ids)
 
 
+def prune_expired_rows(app: Flask) -> dict[str, int]:
+    """Delete what is past its retention period (idempotency records, delivered events, device logs)."""
+    with app.app_context():
+        session = db_session()
+        counts = prune_expired(session, app_config().retention, utcnow())
+        session.commit()
+    if any(counts.values()):
+        log.info("retention: deleted %s", ", ".join(f"{count} {name}" for name, count in counts.items()))
+    return counts
+
+
+def prune_when_due(app: Flask, redis: Redis) -> bool:
+    """At most once per PRUNE_INTERVAL across every worker sharing Redis; True when this call pruned."""
+    if not redis.set(PRUNE_LOCK, "1", nx=True, ex=int(PRUNE_INTERVAL)):
+        return False
+    prune_expired_rows(app)
+    return True
+
+
 def run_worker(config: Config) -> None:
     if not config.redis_url:
         raise SystemExit("punchpass worker needs REDIS_URL (without it, `punchpass serve` runs an embedded worker)")
@@ -84,7 +107,8 @@ def run_worker(config: Config) -> None:
 
 
 def _sweep_forever(app: Flask, dispatcher: RQDispatcher, stop: threading.Event) -> None:
-    """One sweeper at a time across all workers (a short Redis lock), every SWEEP_INTERVAL seconds."""
+    """One sweeper at a time across all workers (a short Redis lock), every SWEEP_INTERVAL seconds; the
+    retention pruning rides along every PRUNE_INTERVAL."""
     while not stop.wait(SWEEP_INTERVAL):
         try:
             if dispatcher.redis.set("punchpass:sweep-lock", "1", nx=True, ex=int(SWEEP_INTERVAL)):
@@ -93,3 +117,7 @@ def _sweep_forever(app: Flask, dispatcher: RQDispatcher, stop: threading.Event) 
                     log.info("sweep re-enqueued %d outbox event(s)", count)
         except Exception:
             log.exception("outbox sweep failed; trying again in %.0f s", SWEEP_INTERVAL)
+        try:
+            prune_when_due(app, dispatcher.redis)
+        except Exception:
+            log.exception("retention pruning failed; trying again in %.0f s", PRUNE_INTERVAL)

@@ -25,7 +25,11 @@ def member_json(member: Member) -> dict:
 
 def apple_pass_url(member: Member) -> str:
     """Public and unguessable: the customer's phone opens it without an API key."""
-    return f"{app_config().public_base_url}/cards/{member.download_token}.pkpass"
+    return card_link(app_config().public_base_url, member)
+
+
+def card_link(public_base_url: str, member: Member) -> str:
+    return f"{public_base_url}/cards/{member.download_token}.pkpass"
 
 
 def program_json(program: Program, image_names: list[str]) -> dict:

@@ -9,6 +9,7 @@ import re
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from app.logs import printable
 from app.models import MAX_PUSH_TOKEN_LENGTH, DeviceLog, DeviceRegistration, Member, Program
 
 log = logging.getLogger(__name__)
@@ -24,13 +25,19 @@ def is_push_token(value: object) -> bool:
     return isinstance(value, str) and _PUSH_TOKEN.fullmatch(value) is not None
 
 
-def register_device(session: Session, member: Member, device_id: str, push_token: str) -> bool:
-    """True for a new registration; an existing one gets the new push token."""
+def register_device(session: Session, member: Member, device_id: str, push_token: str, max_devices: int) -> bool:
+    """True for a new registration; an existing one gets the new push token. A pass keeps at most `max_devices`
+    registrations (a person has a few devices; every one costs a push on each change): a new device beyond
+    that replaces the oldest."""
     existing = session.scalar(select(DeviceRegistration).where(
         DeviceRegistration.device_library_id == device_id, DeviceRegistration.member_id == member.id))
     if existing is not None:
         existing.push_token = push_token
         return False
+    oldest = session.scalars(select(DeviceRegistration.id).where(DeviceRegistration.member_id == member.id)
+                             .order_by(DeviceRegistration.id.desc()).offset(max_devices - 1)).all()
+    if oldest:
+        session.execute(delete(DeviceRegistration).where(DeviceRegistration.id.in_(oldest)))
     session.add(DeviceRegistration(device_library_id=device_id, push_token=push_token, member_id=member.id))
     return True
 
@@ -54,9 +61,20 @@ def updated_serials(session: Session, device_id: str, since_tag: int) -> tuple[l
     return [serial for serial, _, _ in rows], max(max(card, design) for _, card, design in rows)
 
 
-def record_device_logs(session: Session, lines: list) -> None:
-    """Devices report why an update failed; kept short and bounded so it cannot fill the database."""
+def record_device_logs(session: Session, lines: list, max_stored: int) -> None:
+    """Devices report why an update failed; anyone may post (Apple sends no credentials), so each line is escaped
+    onto one line before it reaches the log or the table, and the table keeps only the newest `max_stored`."""
     for line in lines[:MAX_LOG_LINES]:
-        message = str(line)[:MAX_LOG_LINE]
+        message = printable(str(line))[:MAX_LOG_LINE]
         log.warning("device log: %s", message)
         session.add(DeviceLog(message=message))
+    session.flush()
+    drop_oldest_device_logs(session, max_stored)
+
+
+def drop_oldest_device_logs(session: Session, keep: int) -> int:
+    """Delete all but the newest `keep` device log lines; returns how many went."""
+    newest_dropped = session.scalar(select(DeviceLog.id).order_by(DeviceLog.id.desc()).offset(keep).limit(1))
+    if newest_dropped is None:
+        return 0
+    return session.execute(delete(DeviceLog).where(DeviceLog.id <= newest_dropped)).rowcount

@@ -32,7 +32,7 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
         name=data["name"], email=data.get("email"), external_id=data.get("external_id"), locale=locale,
         referral_code=_referral_code(), referred_by_id=referrer.id if referrer else None,
         serial_number=secrets.token_hex(16), auth_token=secrets.token_urlsafe(24),
-        barcode_token=secrets.token_urlsafe(18), download_token=secrets.token_urlsafe(24),
+        barcode_token=_barcode_token(), download_token=_card_link_token(),
         points_balance=0, held_points=0, lifetime_points=0, pass_version=0,
     )
     session.add(member)
@@ -40,6 +40,26 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
     session.flush()
     card_changed(session, member, notify=False)
     return member
+
+
+def rotate_card_link(session: Session, member_id: int) -> Member:
+    """A leaked card link or checkout code stops working: new `download_token` (the card link) and
+    `barcode_token` (QR/NFC), and the card updates. The serial and the Apple authentication token stay, so the
+    card in the wallet keeps its registrations and simply shows the new code."""
+    member = session.get(Member, member_id, with_for_update={"of": Member})
+    if member is None:
+        raise NotFound(f"No member {member_id}.")
+    member.download_token, member.barcode_token = _card_link_token(), _barcode_token()
+    card_changed(session, member)
+    return member
+
+
+def _card_link_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _barcode_token() -> str:
+    return secrets.token_urlsafe(18)
 
 
 def apply_personalization(session: Session, member: Member, info: dict) -> None:

@@ -15,18 +15,29 @@ def due_event_ids(session: Session, limit: int = 500) -> list[int]:
                                      OutboxEvent.available_at <= utcnow()).order_by(OutboxEvent.id).limit(limit)))
 
 
-def outbox_summary(session: Session, dead_limit: int = 20) -> dict:
+def outbox_summary(session: Session, dead_limit: int = 20, lease_limit: int = 20) -> dict:
+    """Counts (waiting: never tried; leased: a worker is delivering it now; retrying: tried, waiting for its next
+    attempt; dead), the events held by a worker or whose holder vanished (`lease_expired`: the worker died or
+    was stopped mid-delivery; the sweep hands the event to another), and the latest dead letters."""
+    now = utcnow()
     pending = OutboxEvent.delivered_at.is_(None) & OutboxEvent.dead_at.is_(None)
-    waiting, retrying, dead = session.execute(select(
+    leased = pending & OutboxEvent.leased_by.is_not(None) & (OutboxEvent.available_at > now)
+    waiting, leased_count, retrying, dead = session.execute(select(
         func.count().filter(pending & (OutboxEvent.attempts == 0)),
-        func.count().filter(pending & (OutboxEvent.attempts > 0)),
+        func.count().filter(leased),
+        func.count().filter(pending & (OutboxEvent.attempts > 0) & ~leased),
         func.count().filter(OutboxEvent.dead_at.is_not(None)),
     )).one()
+    leases = session.execute(
+        select(OutboxEvent.id, OutboxEvent.kind, OutboxEvent.member_id, OutboxEvent.attempts, OutboxEvent.leased_by,
+               OutboxEvent.leased_at.label("since"), OutboxEvent.available_at.label("until"))
+        .where(pending, OutboxEvent.leased_by.is_not(None)).order_by(OutboxEvent.id).limit(lease_limit)).all()
     dead_letters = session.execute(
         select(OutboxEvent.id, OutboxEvent.kind, OutboxEvent.member_id, OutboxEvent.attempts, OutboxEvent.dead_at,
                OutboxEvent.last_error)
         .where(OutboxEvent.dead_at.is_not(None)).order_by(OutboxEvent.id.desc()).limit(dead_limit)).all()
-    return {"waiting": waiting, "retrying": retrying, "dead": dead,
+    return {"waiting": waiting, "leased": leased_count, "retrying": retrying, "dead": dead,
+            "leases": [{**row._mapping, "lease_expired": row.until <= now} for row in leases],
             "dead_letters": [dict(row._mapping) for row in dead_letters]}
 
 

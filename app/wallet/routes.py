@@ -30,7 +30,7 @@ def register(device_id: str, pass_type_id: str, serial: str):
     if not is_push_token(push_token) or len(device_id) > 128:
         return _plain(400, "pushToken must be the device's hex push token")
     session = db_session()
-    created = register_device(session, member, device_id, push_token)
+    created = register_device(session, member, device_id, push_token, app_config().max_devices_per_pass)
     session.commit()
     return _plain(201 if created else 200)
 
@@ -99,7 +99,7 @@ def device_log():
     if not isinstance(lines, list):
         return _plain(400, "logs must be a list of strings")
     session = db_session()
-    record_device_logs(session, lines)
+    record_device_logs(session, lines, app_config().retention.device_log_max_lines)
     session.commit()
     return _plain(200)
 

@@ -20,6 +20,9 @@ PUNCHPASS = Path(sys.executable).parent / "punchpass"
     ("PORT", "eighty"), ("PORT", "70000"), ("PUBLIC_BASE_URL", "not a url"), ("DATABASE_URL", "punchpass.db"),
     ("REDIS_URL", "localhost:6379"), ("APNS_BASE_URL", "ftp://apns"), ("APPLE_PASS_CERT", "/nonexistent/pass.pem"),
     ("APNS_CA_FILE", "/nonexistent/ca.pem"), ("APPLE_PERSONALIZATION", "maybe"),
+    ("TRUSTED_PROXIES", "-1"), ("TRUSTED_PROXIES", "two"), ("MAX_DEVICES_PER_PASS", "0"),
+    ("RETENTION_DAYS_IDEMPOTENCY", "a week"), ("RETENTION_DAYS_OUTBOX", "0"), ("RETENTION_DAYS_DEVICE_LOGS", "-3"),
+    ("DEVICE_LOG_MAX_LINES", "many"),
 ])
 def test_malformed_setting_is_named(test_env, name, value):
     with pytest.raises(ConfigError, match=name):
@@ -103,3 +106,24 @@ def test_gunicorn_prints_one_line_naming_public_base_url_and_does_not_start(test
     ours = [line for line in result.stderr.splitlines() if line.startswith("punchpass:")]
     assert len(ours) == 1 and "PUBLIC_BASE_URL" in ours[0], result.stderr
     assert "Traceback" not in result.stderr and "Booting worker" not in result.stderr
+
+
+@pytest.mark.parametrize("secret", [None, "", "dev-not-secret"])
+def test_a_public_address_without_a_real_secret_key_stops_start_up(test_env, secret):
+    env = {name: value for name, value in test_env.items() if name != "SECRET_KEY"}
+    if secret is not None:
+        env["SECRET_KEY"] = secret
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_config(env)
+
+
+def test_loopback_development_starts_without_a_secret_key(test_env):
+    env = {name: value for name, value in test_env.items() if name != "SECRET_KEY"}
+    assert load_config({**env, "PUBLIC_BASE_URL": "http://127.0.0.1:5000"}).secret_key == ""
+
+
+def test_serve_without_secret_key_on_a_public_address_exits_2_naming_it(test_env):
+    env = {**{k: v for k, v in os.environ.items() if k != "SECRET_KEY"},
+           **{k: v for k, v in test_env.items() if k != "SECRET_KEY"}}
+    result = subprocess.run([str(PUNCHPASS), "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "SECRET_KEY" in result.stderr and "Traceback" not in result.stderr

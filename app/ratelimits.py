@@ -1,0 +1,87 @@
+"""Rate limits (flask-limiter): per API key on the merchant API, per client address on failed authentication,
+the public card link, Apple's web service and its unauthenticated log. Counters live in Redis when REDIS_URL is
+set (shared by every process), in memory otherwise; if Redis is down the limits go on in memory instead of
+failing requests.
+
+The client address is `request.remote_addr`, which ProxyFix (TRUSTED_PROXIES) has already set to the client
+behind trusted proxies; a forged X-Forwarded-For from the client itself is ignored."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+
+from flask import Flask, Response, request
+from flask_limiter import Limiter, RateLimitExceeded
+
+from app.api import blueprints as api_blueprints
+from app.config import Config
+from app.errors import problem
+from app.pages import bp as pages_bp
+from app.wallet import bp as wallet_bp
+
+KEY_PREFIX = "punchpass-limits"
+CARD_LINK_ENDPOINT = "pages.public_pass"
+DEVICE_LOG_ENDPOINT = "wallet.device_log"
+
+
+def install_rate_limits(app: Flask, config: Config) -> Limiter:
+    """One limiter per app, so every test app has its own limits and counters."""
+    rates = config.rate_limits
+    redis_options = {"socket_connect_timeout": 0.5, "socket_timeout": 1} if config.redis_url else {}
+    limiter = Limiter(client_address, app=app, storage_uri=config.redis_url or "memory://",
+                      storage_options=redis_options, key_prefix=KEY_PREFIX, strategy="fixed-window",
+                      in_memory_fallback_enabled=True, swallow_errors=True, headers_enabled=False)
+    for blueprint in api_blueprints:
+        limiter.shared_limit(rates.api_key, scope="api-key", key_func=api_key_identity)(blueprint)
+        limiter.shared_limit(rates.failed_auth, scope="failed-auth", deduct_when=_unauthorised)(blueprint)
+    limiter.shared_limit(rates.public, scope="public")(wallet_bp)
+    limiter.shared_limit(rates.public, scope="public", exempt_when=_not_card_link)(pages_bp)
+    limiter.shared_limit(rates.device_log, scope="device-log", exempt_when=_not_device_log)(wallet_bp)
+    app.register_error_handler(RateLimitExceeded, lambda error: _too_many_requests(limiter))
+    return limiter
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def api_key_identity() -> str:
+    """The presented key, hashed (the limiter's storage never sees it); no key at all counts per address."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return f"address:{client_address()}"
+    return "key:" + hashlib.sha256(header.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def retry_after_seconds(limiter: Limiter) -> int:
+    """Seconds until the breached limit's window resets (at least 1)."""
+    breached = limiter.current_limit
+    if breached is None:
+        return 1
+    try:
+        return max(1, math.ceil(breached.window[0] - time.time()))
+    except Exception:  # storage gone between the check and now: any honest small number will do
+        return 1
+
+
+def _too_many_requests(limiter: Limiter) -> Response:
+    """Apple's web service gets a plain 429 (its clients read only the status); everything else problem+json."""
+    headers = {"Retry-After": str(retry_after_seconds(limiter))}
+    if request.blueprint == wallet_bp.name:
+        return Response("", status=429, mimetype="text/plain", headers=headers)
+    return problem(429, "Too Many Requests", "Too many requests; try again after the Retry-After seconds.",
+                   headers=headers)
+
+
+def _unauthorised(response: Response) -> bool:
+    return response.status_code == 401
+
+
+def _not_card_link() -> bool:
+    return request.endpoint != CARD_LINK_ENDPOINT
+
+
+def _not_device_log() -> bool:
+    return request.endpoint != DEVICE_LOG_ENDPOINT
