@@ -22,6 +22,7 @@ from app.errors import apiflask_error_processor, register_error_handlers
 from app.pages.routes import bp as pages_bp
 from app.relay import OutboxRelay
 from app.services import EXTENSION, Services, close_db_session
+from app.untrusted import URL_CONVERTERS
 from app.wallet.routes import bp as wallet_bp
 from passes import CertificateError, PassSigner, make_test_chain
 
@@ -59,6 +60,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     app.error_processor(apiflask_error_processor)
     register_error_handlers(app)
     app.teardown_appcontext(close_db_session)
+    app.url_map.converters.update(URL_CONVERTERS)  # before any route is added: rules bind converters then
     for blueprint in [*api_blueprints, wallet_bp, pages_bp]:
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -39,7 +39,7 @@ def get_program(program_id):
 @bp.patch("/programs/<int:program_id>")
 @bp.auth_required(auth, roles=ADMIN)
 @idempotent_write
-@bp.input(ProgramPatch(partial=True), arg_name="data")
+@bp.input(ProgramPatch, arg_name="data")  # every field is optional; a tier item stays complete
 @bp.output(ProgramOut)
 def update_program(program_id, data):
     """Branding, terms or tiers; every member's card is re-issued with the new design."""

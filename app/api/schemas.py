@@ -10,6 +10,7 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import ValidationError, validates_schema
 
 from app.domain.ledger import MAX_POINTS, ROUNDING
+from app.untrusted import MAX_ID
 from passes.storecard import BARCODE_FORMATS
 from passes.strings import LOCALES
 
@@ -25,6 +26,11 @@ def _decimal_between(low, high):
 
 def _points(**kwargs):
     return Integer(strict=True, validate=Range(min=1, max=MAX_POINTS), **kwargs)
+
+
+def _id(**kwargs):
+    """An id the database can compare: a larger one would fail there instead of naming the field here."""
+    return Integer(validate=Range(min=1, max=MAX_ID), **kwargs)
 
 
 class Colour(String):
@@ -55,13 +61,15 @@ class BrandingIn(Schema):
 
 
 class TierIn(Schema):
+    id = _id(strict=True, metadata={"description": "An existing tier to change in place; omit for a new tier"})
     name = String(required=True, validate=Length(1, 60))
     threshold = Integer(strict=True, required=True, validate=Range(min=0, max=MAX_POINTS))
 
 
 class ProgramIn(Schema):
     name = String(required=True, validate=Length(1, 200))
-    currency = String(validate=Regexp(r"^[A-Z]{3}$", error="Must be an ISO 4217 code such as USD or JPY."))
+    # Regexp anchors only the start; `\Z`, unlike `$`, does not match before a trailing newline
+    currency = String(validate=Regexp(r"[A-Z]{3}\Z", error="Must be an ISO 4217 code such as USD or JPY."))
     points_per_unit = Decimal(validate=_decimal_between(0, 10_000), places=4)
     rounding = String(validate=OneOf(tuple(ROUNDING)))
     branding = Nested(BrandingIn)
@@ -183,7 +191,7 @@ class EarnIn(Schema):
 
 class RedeemIn(Schema):
     points = _points()
-    reward_id = Integer(strict=True)
+    reward_id = _id(strict=True)
     reference = String(validate=Length(1, 200), allow_none=True)
     reason = String(validate=Length(1, 200), allow_none=True)
 
@@ -233,7 +241,8 @@ class TransactionResult(Schema):
 
 class PageQuery(Schema):
     limit = Integer(load_default=50, validate=Range(min=1, max=200))
-    before = Integer(metadata={"description": "Cursor: the `next_before` of the previous page"})
+    before = Integer(validate=Range(min=0, max=MAX_ID),
+                     metadata={"description": "Cursor: the `next_before` of the previous page"})
 
 
 class TransactionPage(Schema):

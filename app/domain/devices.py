@@ -10,6 +10,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import MAX_PUSH_TOKEN_LENGTH, DeviceLog, DeviceRegistration, Member, Program
+from app.untrusted import scrub
 
 log = logging.getLogger(__name__)
 MAX_LOG_LINES, MAX_LOG_LINE = 50, 1000
@@ -55,8 +56,9 @@ def updated_serials(session: Session, device_id: str, since_tag: int) -> tuple[l
 
 
 def record_device_logs(session: Session, lines: list) -> None:
-    """Devices report why an update failed; kept short and bounded so it cannot fill the database."""
+    """Devices report why an update failed; kept short and bounded so it cannot fill the database, and NUL or
+    lone surrogates replaced, since the database cannot store them."""
     for line in lines[:MAX_LOG_LINES]:
-        message = str(line)[:MAX_LOG_LINE]
+        message = scrub(str(line)[:MAX_LOG_LINE])
         log.warning("device log: %s", message)
         session.add(DeviceLog(message=message))
