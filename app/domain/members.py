@@ -55,7 +55,7 @@ def apply_personalization(session: Session, member: Member, info: dict) -> None:
 def next_goals(member: Member) -> tuple[Goal | None, Goal | None]:
     """What the member works towards, as the API and the card show it: the next tier (on lifetime points) and
     the cheapest reward they cannot afford yet (on available points)."""
-    upcoming_tier = next_tier(member.program, member.lifetime_points)
+    upcoming_tier = next_tier(member.program, member.lifetime_points, member.tier)
     upcoming_reward = next_reward(member.program, member.available_points)
     return (Goal(upcoming_tier[0].name, upcoming_tier[1]) if upcoming_tier else None,
             Goal(upcoming_reward.name, upcoming_reward.points_cost - member.available_points)
