@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.domain.errors import Conflict, InvalidInput, NotFound
@@ -25,7 +26,7 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
         raise InvalidInput("locale", f"Supported locales are {', '.join(LOCALES)}.")
     if data.get("external_id") and session.scalar(select(Member.id).where(
             Member.program_id == program.id, Member.external_id == data["external_id"])):
-        raise Conflict(f"A member with external_id {data['external_id']!r} already exists in this program.")
+        raise _taken(data["external_id"])
     referrer = _referrer(session, program, data.get("referral_code"))
     member = Member(
         program=program, program_id=program.id, merchant_id=program.merchant_id,
@@ -37,9 +38,15 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
     )
     session.add(member)
     retier(member)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # an enrolment with this external_id committed after the check above
+        if not member.external_id:
+            raise
+        raise _taken(member.external_id) from None
     card_changed(session, member, notify=False)
     return member
+
 
 
 def apply_personalization(session: Session, member: Member, info: dict) -> None:
@@ -92,3 +99,7 @@ def _referrer(session: Session, program: Program, code: str | None) -> Member | 
 
 def _referral_code() -> str:
     return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+
+
+def _taken(external_id: str) -> Conflict:
+    return Conflict(f"A member with external_id {external_id!r} already exists in this program.")
