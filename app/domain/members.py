@@ -36,8 +36,8 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
         barcode_token=secrets.token_urlsafe(18), download_token=secrets.token_urlsafe(24),
         points_balance=0, held_points=0, lifetime_points=0, pass_version=0,
     )
+    retier(member)  # before `add`: reading the (empty) tier of a pending member would flush it early
     session.add(member)
-    retier(member)
     try:
         session.flush()
     except IntegrityError:  # an enrolment with this external_id committed after the check above
