@@ -26,6 +26,12 @@ NUL, SURROGATE = "\x00", "\ud800"
 BEYOND_BIGINT = 2**63
 
 
+@pytest.fixture(scope="module")
+def app(own_database_app):
+    """This module's many earns and tier changes stay out of the shared database's outbox."""
+    return own_database_app
+
+
 @pytest.fixture
 def shop(app, client):
     _, key = make_merchant(app)

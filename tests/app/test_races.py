@@ -7,6 +7,7 @@ import threading
 import uuid
 from io import BytesIO
 
+import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -17,6 +18,12 @@ from app.config import load_config
 from app.models import ApiKey, Member, ProgramImage
 from app.services import db_session, services
 from tests.factories import assert_problem, auth, make_member, make_merchant, make_program
+
+
+@pytest.fixture(scope="module")
+def app(own_database_app):
+    """This module's many earns and tier changes stay out of the shared database's outbox."""
+    return own_database_app
 
 
 def at_once(app, count: int, request) -> list:

@@ -14,6 +14,12 @@ from app.services import services
 from tests.factories import assert_problem, auth, earn, make_member, make_merchant, make_program
 
 
+@pytest.fixture(scope="module")
+def app(own_database_app):
+    """This module's many earns and tier changes stay out of the shared database's outbox."""
+    return own_database_app
+
+
 @pytest.fixture
 def shop(app, client):
     """Bronze 0, Silver 200, Gold 500; Ann has 100 points (Bronze), Bo 300 (Silver), Cy 600 (Gold)."""
