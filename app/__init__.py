@@ -30,6 +30,7 @@ from app.pages.routes import bp as pages_bp
 from app.ratelimits import install_rate_limits
 from app.relay import OutboxRelay
 from app.services import EXTENSION, Services, close_db_session
+from app.untrusted import URL_CONVERTERS
 from app.wallet.routes import bp as wallet_bp
 from passes import CertificateError, PassSigner, make_test_chain
 
@@ -73,6 +74,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     register_error_handlers(app)
     app.teardown_appcontext(close_db_session)
     app.after_request(add_security_headers)
+    app.url_map.converters.update(URL_CONVERTERS)  # before any route is added: rules bind converters then
     for blueprint in [*api_blueprints, docs_bp, wallet_bp, pages_bp]:
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -78,6 +78,17 @@ def private_env(test_env, tmp_path_factory) -> dict:
         yield {**test_env, "DATABASE_URL": url}
 
 
+@pytest.fixture(scope="module")
+def own_database_app(test_env, tmp_path_factory):
+    """An app on a database of its own, for a module that leaves many outbox events behind (every earn and design
+    change writes one): the push tests' embedded worker sweeps every pending event of its database, and must not
+    wait behind them."""
+    with fresh_database(tmp_path_factory) as url:
+        app = create_app(load_config({**test_env, "DATABASE_URL": url}), testing=True)
+        yield app
+        services(app).engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def test_env(cert_chain, database_url, tmp_path_factory) -> dict:
     """The environment a test app starts from; tests copy and change it to try other settings."""

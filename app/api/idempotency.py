@@ -3,7 +3,8 @@ replayed verbatim for a retry; the same key with a different request is 422.
 
 Scope is (merchant, method + route). Only successes are stored: a refused or invalid request wrote nothing, so
 retrying it is safe and may succeed later. Concurrent duplicates: the loser's insert of the record hits the unique
-constraint, its work is rolled back, and it replays the winner's response."""
+constraint, its work is rolled back, and it replays the winner's response; any other unique violation at commit
+is a 409."""
 
 from __future__ import annotations
 
@@ -34,9 +35,9 @@ def idempotent_write(view):
             response = make_response(view(*args, **kwargs))
             session.commit()
             return response
-        if not 0 < len(key) <= MAX_KEY_LENGTH:
-            return problem(400, "Bad Idempotency-Key", f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.",
-                           {HEADER: ["Invalid length."]})
+        if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+            return problem(400, "Bad Idempotency-Key", f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters.",
+                           {HEADER: ["Invalid length or a control character."]})
         scope = dict(merchant_id=current_caller().merchant_id, endpoint=_endpoint(), key=key)
         fingerprint = _fingerprint()
         stored = _find(session, scope)
@@ -52,9 +53,16 @@ def idempotent_write(view):
             session.commit()
         except IntegrityError:
             session.rollback()
-            return _replay(_find(session, scope), fingerprint)
+            stored = _find(session, scope)
+            return _conflict() if stored is None else _replay(stored, fingerprint)
         return response
     return wrapper
+
+
+def _conflict():
+    """The commit broke a unique rule other than the key's (two requests creating the same thing): nothing was
+    written, and there is no first response to replay."""
+    return problem(409, "Conflict", "This conflicts with a change made at the same moment; nothing was written.")
 
 
 def _endpoint() -> str:

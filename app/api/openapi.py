@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from app.api.schemas import EXACTLY_ONE
 from app.errors import PROBLEM_JSON
+from app.untrusted import STORABLE_TEXT_PATTERN
 
 PROBLEM = {
     "type": "object",
@@ -58,6 +59,8 @@ def document_api(spec: dict) -> dict:
     schemas["Problem"] = PROBLEM
     for name, fields in EXACTLY_ONE.items():
         schemas[name]["oneOf"] = [{"required": [field]} for field in fields]
+    for schema in schemas.values():
+        _storable_strings(schema)
     for path, item in spec["paths"].items():
         for operation in item.values():
             if path.startswith("/api/"):
@@ -65,6 +68,15 @@ def document_api(spec: dict) -> dict:
             if "requestBody" in operation:
                 operation["requestBody"]["required"] = _refuses_empty(spec, operation["requestBody"])
     return spec
+
+
+def _storable_strings(schema: dict) -> None:
+    """Free-text string properties say what app/untrusted.py refuses (422): NUL and lone surrogates."""
+    for prop in schema.get("properties", {}).values():
+        target = prop.get("items", prop)
+        if target.get("type") == "string" and not ({"pattern", "enum", "format"} & target.keys()):
+            target["pattern"] = STORABLE_TEXT_PATTERN
+        _storable_strings(target)
 
 
 def _refuses_empty(spec: dict, body: dict) -> bool:

@@ -41,7 +41,7 @@ def get_program(program_id):
 @bp.patch("/programs/<int:program_id>")
 @bp.auth_required(auth, roles=ADMIN)
 @idempotent_write
-@bp.input(ProgramPatch(partial=True), arg_name="data")
+@bp.input(ProgramPatch, arg_name="data")  # every field is optional; a tier item stays complete
 @bp.output(ProgramOut)
 @bp.doc(responses=problems(400, 401, 403, 404, 413, 422))
 def update_program(program_id, data):

@@ -11,6 +11,7 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
 from app.domain.ledger import MAX_POINTS, ROUNDING
+from app.untrusted import MAX_ID
 from passes.images import UPLOAD_KINDS
 from passes.storecard import BARCODE_FORMATS
 from passes.strings import LOCALES
@@ -67,10 +68,15 @@ class WholeNumber(Integer):
 
 
 def _points(**kwargs):
-    return WholeNumber( validate=Range(min=1, max=MAX_POINTS), **kwargs)
+    return WholeNumber(validate=Range(min=1, max=MAX_POINTS), **kwargs)
 
 
 _BYTE = r"\s*([01]?[0-9]?[0-9]|2[0-4][0-9]|25[0-5])\s*"
+
+
+def _id(**kwargs):
+    """An id the database can compare: a larger one would fail there instead of naming the field here."""
+    return WholeNumber(validate=Range(min=1, max=MAX_ID), **kwargs)
 
 
 class Colour(String):
@@ -101,13 +107,15 @@ class BrandingIn(Schema):
 
 
 class TierIn(Schema):
+    id = _id(metadata={"description": "An existing tier to change in place; omit for a new tier"})
     name = String(required=True, validate=Length(1, 60))
     threshold = WholeNumber(required=True, validate=Range(min=0, max=MAX_POINTS))
 
 
 class ProgramIn(Schema):
     name = String(required=True, validate=Length(1, 200))
-    currency = String(validate=Regexp(r"^[A-Z]{3}$", error="Must be an ISO 4217 code such as USD or JPY."))
+    # Regexp anchors only the start; `\Z`, unlike `$`, does not match before a trailing newline
+    currency = String(validate=Regexp(r"[A-Z]{3}\Z", error="Must be an ISO 4217 code such as USD or JPY."))
     points_per_unit = DecimalText(high=10_000, places=4)
     rounding = String(validate=OneOf(tuple(ROUNDING)))
     branding = Nested(BrandingIn)
@@ -243,7 +251,7 @@ class EarnIn(Schema):
 
 class RedeemIn(Schema):
     points = _points()
-    reward_id = WholeNumber()
+    reward_id = _id()
     reference = String(validate=Length(1, 200), allow_none=True)
     reason = String(validate=Length(1, 200), allow_none=True)
 
@@ -292,7 +300,8 @@ class TransactionResult(Schema):
 
 class PageQuery(Schema):
     limit = Integer(load_default=50, validate=Range(min=1, max=200))
-    before = Integer(metadata={"description": "Cursor: the `next_before` of the previous page"})
+    before = Integer(validate=Range(min=0, max=MAX_ID),
+                     metadata={"description": "Cursor: the `next_before` of the previous page"})
 
 
 class TransactionPage(Schema):

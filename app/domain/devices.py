@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.logs import printable
 from app.models import MAX_PUSH_TOKEN_LENGTH, DeviceLog, DeviceRegistration, Member, Program
+from app.untrusted import scrub
 
 log = logging.getLogger(__name__)
 MAX_LOG_LINES, MAX_LOG_LINE = 50, 1000
@@ -62,10 +63,12 @@ def updated_serials(session: Session, device_id: str, since_tag: int) -> tuple[l
 
 
 def record_device_logs(session: Session, lines: list, max_stored: int) -> None:
-    """Devices report why an update failed; anyone may post (Apple sends no credentials), so each line is escaped
-    onto one line before it reaches the log or the table, and the table keeps only the newest `max_stored`."""
+    """Devices report why an update failed; anyone may post (Apple sends no credentials), so each line is
+    escaped onto one line (control characters, NUL included, as Python escapes; lone surrogates, which the
+    database cannot store, as U+FFFD) before it reaches the log or the table, and the table keeps only the
+    newest `max_stored`."""
     for line in lines[:MAX_LOG_LINES]:
-        message = printable(str(line))[:MAX_LOG_LINE]
+        message = scrub(printable(str(line)))[:MAX_LOG_LINE]
         log.warning("device log: %s", message)
         session.add(DeviceLog(message=message))
     session.flush()

@@ -80,6 +80,7 @@ def reverse_entry(session: Session, merchant_id: int, entry_id: int, points: int
         taken = min(wanted, max(member.available_points, 0))
         if original.kind == "earn":
             member.lifetime_points -= wanted
+            retier(member, may_lower=True)  # the tier these points reached is taken back with them
         entry = _append(session, member, "reversal", -taken, reference=reference, reverses=original,
                         shortfall=wanted - taken)
         return entry, wanted - taken

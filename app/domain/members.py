@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.domain.errors import Conflict, InvalidInput, NotFound
@@ -25,7 +26,7 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
         raise InvalidInput("locale", f"Supported locales are {', '.join(LOCALES)}.")
     if data.get("external_id") and session.scalar(select(Member.id).where(
             Member.program_id == program.id, Member.external_id == data["external_id"])):
-        raise Conflict(f"A member with external_id {data['external_id']!r} already exists in this program.")
+        raise _taken(data["external_id"])
     referrer = _referrer(session, program, data.get("referral_code"))
     member = Member(
         program=program, program_id=program.id, merchant_id=program.merchant_id,
@@ -35,9 +36,14 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
         barcode_token=_barcode_token(), download_token=_card_link_token(),
         points_balance=0, held_points=0, lifetime_points=0, pass_version=0,
     )
+    retier(member)  # before `add`: reading the (empty) tier of a pending member would flush it early
     session.add(member)
-    retier(member)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # an enrolment with this external_id committed after the check above
+        if not member.external_id:
+            raise
+        raise _taken(member.external_id) from None
     card_changed(session, member, notify=False)
     return member
 
@@ -75,7 +81,7 @@ def apply_personalization(session: Session, member: Member, info: dict) -> None:
 def next_goals(member: Member) -> tuple[Goal | None, Goal | None]:
     """What the member works towards, as the API and the card show it: the next tier (on lifetime points) and
     the cheapest reward they cannot afford yet (on available points)."""
-    upcoming_tier = next_tier(member.program, member.lifetime_points)
+    upcoming_tier = next_tier(member.program, member.lifetime_points, member.tier)
     upcoming_reward = next_reward(member.program, member.available_points)
     return (Goal(upcoming_tier[0].name, upcoming_tier[1]) if upcoming_tier else None,
             Goal(upcoming_reward.name, upcoming_reward.points_cost - member.available_points)
@@ -112,3 +118,7 @@ def _referrer(session: Session, program: Program, code: str | None) -> Member | 
 
 def _referral_code() -> str:
     return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+
+
+def _taken(external_id: str) -> Conflict:
+    return Conflict(f"A member with external_id {external_id!r} already exists in this program.")

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from app.domain.errors import InvalidInput, NotFound
 from app.domain.passupdates import design_changed
-from app.models import Program, ProgramImage, Reward, Tier
+from app.domain.tiers import replace_tiers
+from app.models import Program, ProgramImage, Reward
 
 BRANDING_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
 PROGRAM_FIELDS = ("name", "currency", "points_per_unit", "rounding", "barcode_format", "locales", "terms",
@@ -19,23 +20,29 @@ PROGRAM_FIELDS = ("name", "currency", "points_per_unit", "rounding", "barcode_fo
 def create_program(session: Session, merchant_id: int, data: dict) -> Program:
     program = Program(merchant_id=merchant_id)
     _apply(program, data)
-    program.tiers = [Tier(name=t["name"], threshold=t["threshold"]) for t in _checked_tiers(data.get("tiers", []))]
     session.add(program)
     session.flush()
+    replace_tiers(session, program, data.get("tiers", []))
     return program
 
 
 def update_program(session: Session, program: Program, data: dict) -> Program:
-    """Changes to what the card shows bump `design_version` so every member's card gets re-issued."""
+    """Changes to what the card shows bump `design_version` so every member's card gets re-issued. The program's
+    row is locked first: concurrent changes apply one after the other, each to what the one before left."""
+    program = lock_program(session, program)
     _apply(program, data)
     if "tiers" in data:
-        wanted = {t["name"]: t["threshold"] for t in _checked_tiers(data["tiers"])}
-        program.tiers = [t for t in program.tiers if t.name in wanted]
-        for tier in program.tiers:
-            tier.threshold = wanted.pop(tier.name)
-        program.tiers.extend(Tier(name=n, threshold=th) for n, th in wanted.items())
+        replace_tiers(session, program, data["tiers"])
     design_changed(session, program)
     session.flush()
+    return program
+
+
+def lock_program(session: Session, program: Program) -> Program:
+    """SELECT ... FOR UPDATE on PostgreSQL (SQLite serialises writers with BEGIN IMMEDIATE), then read its tiers
+    again: another transaction may have replaced them while this one waited."""
+    program = session.get(Program, program.id, with_for_update=True, populate_existing=True)
+    session.expire(program, ["tiers"])
     return program
 
 
@@ -63,7 +70,9 @@ def get_reward(session: Session, program_id: int, reward_id: int, field: str = "
 
 
 def set_program_images(session: Session, program: Program, kind: str, files: dict[str, bytes]) -> None:
-    """Replace one kind of image (`logo`, `icon`, `strip`) with its already-resized @1x/@2x/@3x files."""
+    """Replace one kind of image (`logo`, `icon`, `strip`) with its already-resized @1x/@2x/@3x files. Under the
+    program's row lock: two uploads at once would both delete, then both insert the same file names."""
+    program = lock_program(session, program)
     session.execute(delete(ProgramImage).where(ProgramImage.program_id == program.id, ProgramImage.kind == kind))
     session.add_all(ProgramImage(program_id=program.id, kind=kind, filename=name, data=data)
                     for name, data in files.items())
@@ -87,9 +96,3 @@ def _apply(program: Program, data: dict) -> None:
     if program.points_per_unit is not None and Decimal(program.points_per_unit) < 0:
         raise InvalidInput("points_per_unit", "Must not be negative.")
 
-
-def _checked_tiers(tiers: list[dict]) -> list[dict]:
-    names = [t["name"] for t in tiers]
-    if len(set(names)) != len(names):
-        raise InvalidInput("tiers", "Tier names must be unique.")
-    return tiers

@@ -7,6 +7,7 @@ unknown serial and a wrong token all answer 401 alike, so nobody can probe which
 from __future__ import annotations
 
 import hmac
+import re
 
 from flask import Response, abort, request
 from sqlalchemy import select
@@ -17,8 +18,11 @@ from app.domain.members import apply_personalization
 from app.domain.passupdates import last_modified, unchanged_since
 from app.models import Member, utcnow
 from app.services import app_config, db_session, services
+from app.untrusted import load_json, unstorable_fields
 from app.wallet import bp
 from passes.personalization import read_personalization
+
+_UPDATE_TAG = re.compile(r"[0-9]{1,18}")  # ASCII digits only (str.isdigit() takes "²"), and below 2**63
 
 
 @bp.post("/devices/<device_id>/registrations/<pass_type_id>/<serial>")
@@ -48,7 +52,7 @@ def unregister(device_id: str, pass_type_id: str, serial: str):
 def serials(device_id: str, pass_type_id: str):
     """Every pass of this device changed after the tag (all of them without one); 204 when there are none."""
     since = request.args.get("passesUpdatedSince", "")
-    since_tag = int(since) if since.isdigit() else 0
+    since_tag = int(since) if _UPDATE_TAG.fullmatch(since) else 0  # not a tag we issued: as if none was sent
     if pass_type_id != app_config().apple.pass_type_id:
         return _plain(204)
     changed = updated_serials(db_session(), device_id, since_tag)
@@ -94,7 +98,7 @@ def personalize(pass_type_id: str, serial: str):
 @bp.post("/log")
 def device_log():
     """Devices report why an update failed here."""
-    body = _json_body()
+    body = _json_body(keep_unstorable=True)  # lines are cleaned, not refused: they are all the device can tell us
     lines = body.get("logs") if isinstance(body, dict) else None
     if not isinstance(lines, list):
         return _plain(400, "logs must be a list of strings")
@@ -122,9 +126,14 @@ def _member(pass_type_id: str, serial: str) -> Member | None:
     return db_session().scalar(select(Member).where(Member.serial_number == serial))
 
 
-def _json_body():
-    """Devices' JSON, whatever Content-Type they send (Apple does not promise one); None when it is not JSON."""
-    return request.get_json(force=True, silent=True)
+def _json_body(keep_unstorable: bool = False):
+    """Devices' JSON, whatever Content-Type they send (Apple does not promise one); None when it is not JSON, is
+    nested too deep, or (unless kept) holds text the database cannot store."""
+    try:
+        body = load_json(request.get_data(cache=True))
+    except ValueError:
+        return None
+    return body if keep_unstorable or not unstorable_fields(body) else None
 
 
 def _plain(status: int, text: str = "") -> Response:
