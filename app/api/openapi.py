@@ -71,10 +71,12 @@ def document_api(spec: dict) -> dict:
 
 
 def _storable_strings(schema: dict) -> None:
-    """Free-text string properties say what app/untrusted.py refuses (422): NUL and lone surrogates."""
+    """Free-text string properties say what app/untrusted.py refuses (422): text with a NUL."""
     for prop in schema.get("properties", {}).values():
         target = prop.get("items", prop)
-        if target.get("type") == "string" and not ({"pattern", "enum", "format"} & target.keys()):
+        kind = target.get("type")
+        is_text = kind == "string" or isinstance(kind, list) and "string" in kind  # ["string", "null"] too
+        if is_text and not ({"pattern", "enum", "format"} & target.keys()):
             target["pattern"] = STORABLE_TEXT_PATTERN
         _storable_strings(target)
 
