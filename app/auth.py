@@ -37,12 +37,13 @@ def issue_api_key(session: Session, merchant_id: int, scope: str) -> str:
     return new_api_key(session, merchant_id, scope)[0]
 
 
-def new_api_key(session: Session, merchant_id: int, scope: str) -> tuple[str, ApiKey]:
-    """The key in clear and its row (flushed, so it has its id: what `revoke_api_key` takes)."""
+def new_api_key(session: Session, merchant_id: int, scope: str, store: str | None = None) -> tuple[str, ApiKey]:
+    """The key in clear and its row (flushed, so it has its id: what `revoke_api_key` takes). `store` labels a
+    till's key (which shop it is in), for the operator who later revokes it."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     raw = f"pp_{scope}_{secrets.token_urlsafe(32)}"
-    row = ApiKey(merchant_id=merchant_id, scope=scope, prefix=raw[:12], key_hash=hash_api_key(raw))
+    row = ApiKey(merchant_id=merchant_id, scope=scope, prefix=raw[:12], key_hash=hash_api_key(raw), store=store)
     session.add(row)
     session.flush()
     return raw, row

@@ -75,16 +75,17 @@ def create_merchant(name: str) -> None:
 @cli.command("create-api-key")
 @click.option("--merchant", "merchant_id", required=True, type=int)
 @click.option("--scope", type=click.Choice(["admin", "pos"]), default="pos", show_default=True)
-def create_api_key(merchant_id: int, scope: str) -> None:
+@click.option("--store", default=None, help="Which shop's till gets the key (a label, printed back).")
+def create_api_key(merchant_id: int, scope: str, store: str | None) -> None:
     """Print a new API key for a merchant (shown only this once) and its id (for `revoke-api-key`)."""
     from app.auth import new_api_key
     from app.models import Merchant
     with _session() as session:
         if session.get(Merchant, merchant_id) is None:
             raise click.ClickException(f"no merchant {merchant_id}")
-        key, row = new_api_key(session, merchant_id, scope)
+        key, row = new_api_key(session, merchant_id, scope, store)
         session.commit()
-        click.echo(json.dumps({"api_key": key, "id": row.id}))
+        click.echo(json.dumps({"api_key": key, "id": row.id, **({"store": store} if store else {})}))
 
 
 @cli.command("revoke-api-key")

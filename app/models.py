@@ -66,6 +66,7 @@ class ApiKey(Base):
     scope: Mapped[str] = mapped_column(String(16))
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    store: Mapped[str | None] = mapped_column(String(120), nullable=True)  # which shop's till holds it
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

@@ -38,6 +38,16 @@ def test_create_api_key_prints_the_key_and_its_id(app, test_env):
     assert created["api_key"].startswith("pp_pos_") and isinstance(created["id"], int)
 
 
+def test_a_till_key_names_its_store_and_works_for_that_merchant(app, client, test_env):
+    merchant_id, _ = make_merchant(app)
+
+    created = punchpass(test_env, "create-api-key", "--merchant", str(merchant_id), "--store", "Shibuya")
+
+    assert created["store"] == "Shibuya" and created["api_key"].startswith("pp_pos_")
+    lookup = client.post("/api/v1/checkout/lookup", json={"barcode": "no-such-card"}, headers=auth(created["api_key"]))
+    assert lookup.status_code == 404  # authenticated as a till of that merchant: the card is simply unknown
+
+
 def test_create_merchant_keeps_its_output(test_env):
     created = punchpass(test_env, "create-merchant", "--name", "Kept Café")
     assert set(created) == {"merchant_id", "api_key"}
