@@ -25,6 +25,7 @@ from app.errors import apiflask_error_processor, register_error_handlers
 from app.headers import add_security_headers
 from app.health import warn_about_expiring_certificates
 from app.logs import mask_dev_server_access_log
+from app.metrics import install_metrics
 from app.models import utcnow
 from app.pages.routes import bp as pages_bp
 from app.ratelimits import install_rate_limits
@@ -62,6 +63,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     if config.trusted_proxies:  # request.remote_addr (logs, rate limits) becomes the client behind them
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)
     signer = _signer(config)
+    install_metrics(app)  # first of the request hooks, so the rate limiter's early answers are timed too
     engine = make_engine(config.database_url, hide_parameters=not config.testing)
     sessions = make_session_factory(engine)
     app.extensions[EXTENSION] = Services(config=config, engine=engine, sessions=sessions, signer=signer,

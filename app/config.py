@@ -70,6 +70,8 @@ class Config:
     trusted_proxies: int = 0  # hops of X-Forwarded-For to believe (ProxyFix); 0: the peer is the client
     retention: Retention = field(default_factory=Retention)
     max_devices_per_pass: int = 10  # MAX_DEVICES_PER_PASS: a new registration beyond it replaces the oldest
+    metrics_token: str | None = field(default=None, repr=False)  # METRICS_TOKEN: /metrics from outside loopback
+    metrics_multiproc_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR: gunicorn.conf.py sets it
 
     @property
     def web_service_url(self) -> str:
@@ -108,7 +110,28 @@ def load_config(environ: dict | None = None) -> Config:
         trusted_proxies=_count_setting(env, "TRUSTED_PROXIES", 0, minimum=0),
         retention=_retention(env),
         max_devices_per_pass=_count_setting(env, "MAX_DEVICES_PER_PASS", 10),
+        metrics_token=_metrics_token(env),
+        metrics_multiproc_dir=_existing_dir(env, "PROMETHEUS_MULTIPROC_DIR"),
     )
+
+
+def _metrics_token(env: dict) -> str | None:
+    """A bearer token for Prometheus; short ones are guessable, and it is compared as sent."""
+    token = env.get("METRICS_TOKEN") or None
+    if token is not None and (len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token):
+        raise ConfigError("METRICS_TOKEN: expected at least 16 printable ASCII characters without spaces, e.g. "
+                          "the output of `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+    return token
+
+
+def _existing_dir(env: dict, name: str) -> Path | None:
+    value = env.get(name)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"{name}: no such directory {str(path)!r}")
+    return path
 
 
 DEV_SECRET_KEY = "dev-not-secret"  # what a loopback (development) start signs sessions with when unset

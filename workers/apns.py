@@ -21,6 +21,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from app.config import APNS_PRODUCTION_URL
+from app.metrics import count_push_outcomes
 from workers.apns_h2 import Pusher
 from workers.apns_results import CONNECTION_FAILED, TIMED_OUT, TLS_REJECTED, PushResult, classify
 
@@ -132,6 +133,7 @@ class APNsClient:
 def _log_results(results: list[PushResult], topic: str, seconds: float) -> None:
     """One line per batch; fatal answers loudly. Tokens appear only truncated."""
     outcomes = Counter(result.outcome for result in results)
+    count_push_outcomes(outcomes)
     logger.info("APNs %s: %d pushes in %.3f s: %s", topic, len(results), seconds, dict(outcomes))
     if outcomes["fatal"]:
         first = next(result for result in results if result.outcome == "fatal")
