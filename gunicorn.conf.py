@@ -7,16 +7,34 @@ Threaded workers: a sync worker serves one connection at a time, so a few idle T
 service. A gthread worker gives each request a thread and parks idle connections on its poller (gunicorn >= 26
 also hands back a new connection that sends nothing for 5 s), so silent clients do not hold the workers.
 Anything here can be overridden on the command line (`-b HOST:PORT`, `-w N`, `--threads N`).
+
+Metrics: prometheus_client chooses where samples live when it is first imported, so PROMETHEUS_MULTIPROC_DIR is
+set here, before the app (which imports it) is: every worker writes its samples to files in that directory and
+`/metrics`, answered by any worker, adds them up. Unset, the master makes a temporary one and removes it on exit;
+a directory you choose is kept (prometheus_client advises emptying it between deployments).
 """
 
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 from gunicorn.glogging import Logger
 
-from app import check_settings
-from app.config import ConfigError
-from app.logs import mask_secrets
+_METRICS_DIR_PREFIX = "punchpass-metrics-"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_DIR_PREFIX)
+# Recognised by name, not remembered: a reload (SIGHUP) reads this file again with the variable already set.
+_METRICS_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+_made_metrics_dir = _METRICS_DIR.parent == Path(tempfile.gettempdir()) and _METRICS_DIR.name.startswith(
+    _METRICS_DIR_PREFIX)
+
+from prometheus_client import multiprocess  # noqa: E402  (after the directory is set)
+
+from app import check_settings  # noqa: E402
+from app.config import ConfigError  # noqa: E402
+from app.logs import mask_secrets  # noqa: E402
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"  # `-b` overrides it
 
@@ -59,4 +77,15 @@ def on_starting(server) -> None:
         check_settings()
     except ConfigError as error:
         print(f"punchpass: configuration error: {error}", file=sys.stderr, flush=True)
+        on_exit(server)  # gunicorn calls it only after a start
         sys.exit(2)
+
+
+def child_exit(server, worker) -> None:
+    """A dead worker's live gauges leave the sum; its counters and histograms stay counted."""
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _made_metrics_dir:
+        shutil.rmtree(_METRICS_DIR, ignore_errors=True)

@@ -160,3 +160,32 @@ def get(port: int, path: str) -> tuple[int, str]:
         return response.status, response.read().decode()
     finally:
         connection.close()
+
+
+def test_gunicorn_makes_a_samples_directory_and_removes_it_on_exit(test_env, tmp_path):
+    port, log, temp = free_port(), tmp_path / "gunicorn.log", tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, **test_env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1",
+           "TMPDIR": str(temp)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with log.open("w") as output:
+        process = subprocess.Popen([str(GUNICORN), "wsgi:app"], cwd=PROJECT_ROOT, env=env,
+                                   stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_until_serving(process, port, log)
+        assert get(port, "/metrics")[0] == 200
+        [made] = temp.glob("punchpass-metrics-*")
+        assert list(made.glob("histogram_*.db"))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert not list(temp.iterdir())
+
+
+def test_gunicorn_refusing_to_start_leaves_no_samples_directory(test_env, tmp_path):
+    env = {**os.environ, **test_env, "TMPDIR": str(tmp_path), "METRICS_TOKEN": "short"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    result = subprocess.run([str(GUNICORN), "wsgi:app"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0 and "METRICS_TOKEN" in result.stderr
+    assert not list(tmp_path.iterdir())
