@@ -31,10 +31,18 @@ def test_earn_writes_one_push_event_and_a_refused_redeem_writes_none(app, client
     program = make_program(client, key)
     member = make_member(client, key, program["id"])
     assert _events(app, member["id"]) == []  # a brand-new card has no device to push to
+    Device(client, client.get(f"/api/v1/members/{member['id']}/pass.pkpass", headers=auth(key)).data).register()
     earn(client, key, member["id"], points=10)
     assert redeem(client, key, member["id"], points=11).status_code == 409
     events = _events(app, member["id"])
     assert [(e.kind, e.payload["pass_version"]) for e in events] == [("apple_push", 2)]
+
+
+def test_an_earn_on_a_card_without_devices_writes_no_push_event(app, client):
+    _, key = make_merchant(app)
+    member = make_member(client, key, make_program(client, key)["id"])
+    assert earn(client, key, member["id"], points=10).status_code == 201
+    assert _events(app, member["id"]) == []
 
 
 @pytest.fixture
@@ -78,6 +86,7 @@ def test_relay_enqueues_the_delivery_job_right_after_commit(redis_app):
     client = redis_app.test_client()
     _, key = make_merchant(redis_app)
     member = make_member(client, key, make_program(client, key)["id"])
+    Device(client, client.get(f"/api/v1/members/{member['id']}/pass.pkpass", headers=auth(key)).data).register()
     earn(client, key, member["id"], points=1)
     [event] = _events(redis_app, member["id"])
     assert f"outbox-{event.id}" in live.queue.job_ids
