@@ -47,7 +47,7 @@ def outbox_status(app) -> dict:
 def lease_and_die(app, event_id: int) -> None:
     """What a worker does first, and then nothing: it was killed."""
     with services(app).sessions() as session:
-        assert jobs._lease(session, event_id) is not None
+        assert jobs._lease_pushes(session, [event_id]) != []
 
 
 def test_status_names_the_worker_holding_an_event_and_since_when(private_app):
