@@ -30,9 +30,6 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"[:200]  # who holds a lease (
 BACKOFF_BASE, BACKOFF_CAP = 2.0, 600.0  # seconds: 2, 4, 8, ... capped at 10 minutes, each with full jitter
 BATCH_LIMIT = 500  # card pushes leased, pushed and recorded together
 
-HANDLERS = {APPLE_PUSH: wallet_push.push_member_pass, PROGRAM_REFRESH: wallet_push.refresh_program}
-
-
 _worker_app: Flask | None = None
 
 
@@ -95,7 +92,8 @@ def deliver_pushes(app: Flask, ids: list[int] | None = None, limit: int = BATCH_
 
 
 def deliver_event(app: Flask, event_id: int) -> str:
-    """Lease the event, run its handler, record the outcome. Returns what happened, for logs and tests."""
+    """Deliver one event and record the outcome: a card push as a batch of one, a program fan-out leased and
+    pushed here, delivering due card pushes between its batches. Returns what happened, for logs and tests."""
     with app.app_context():
         session = db_session()
         if session.scalar(select(OutboxEvent.kind).where(OutboxEvent.id == event_id)) == APPLE_PUSH:
@@ -105,7 +103,7 @@ def deliver_event(app: Flask, event_id: int) -> str:
         if event is None:
             return "not due"  # delivered, dead, leased by another worker, or waiting for its retry time
         try:
-            HANDLERS[event.kind](session, event)
+            wallet_push.refresh_program(session, event, between_batches=lambda: _deliver_pushes_meanwhile(app))
         except RetryLater as error:
             return _retry_or_bury(session, event_id, str(error))
         except DeliveryFailed as error:
@@ -116,6 +114,15 @@ def deliver_event(app: Flask, event_id: int) -> str:
             return _retry_or_bury(session, event_id, f"{type(error).__name__}: {error}")
         _finish(session, event_id, delivered_at=utcnow(), last_error=None)
         return "delivered"
+
+
+def _deliver_pushes_meanwhile(app: Flask) -> None:
+    """Between a fan-out's batches: the card pushes that came due (their own session; a failure is logged and
+    left to the next batch job, never failing the fan-out)."""
+    try:
+        deliver_due_pushes(app)
+    except Exception:
+        log.exception("card pushes between fan-out batches failed; the next batch job delivers them")
 
 
 def backoff_delay(attempts: int) -> float:

@@ -10,6 +10,7 @@ the cursor: nobody is pushed twice and nobody is skipped."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, or_, select
@@ -21,22 +22,6 @@ from workers.apns import PushResult, shared_client
 from workers.errors import DeliveryFailed, RetryLater
 
 FANOUT_BATCH = 2000  # devices per APNs batch and per progress commit; also the most a retry may owe
-
-
-def push_member_pass(session, event: OutboxEvent) -> None:
-    """Push one member's devices (on a retry, only those still owed), unless a newer version of the card is
-    queued (that event will push)."""
-    member = session.get(Member, event.member_id)
-    if member is None or event.payload.get("pass_version", 0) < member.pass_version:
-        return
-    query = _devices().where(DeviceRegistration.member_id == member.id)
-    if "owed" in event.payload:
-        query = query.where(DeviceRegistration.id.in_(event.payload["owed"]))
-    devices = session.execute(query).all()
-    session.commit()  # end the read: no transaction stays open while we talk to Apple
-    owed = _push(session, devices) if devices else []
-    _save_progress(session, event, owed=owed)
-    _retry_if_owed(owed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +100,11 @@ def _card_outcome(pushed: list[tuple], *, topic_accepted: bool, gone: set[str]) 
     return CardOutcome()
 
 
-def refresh_program(session, event: OutboxEvent) -> None:
+def refresh_program(session, event: OutboxEvent, between_batches: Callable[[], object] = lambda: None) -> None:
     """A program's design changed (already tagged on the program row in the request's transaction): push
-    every registered device in batches of FANOUT_BATCH, in registration id order, resuming at the cursor."""
+    every registered device in batches of FANOUT_BATCH, in registration id order, resuming at the cursor.
+    `between_batches` runs after each batch's progress is committed: the job runner delivers the card pushes
+    that came due meanwhile, so a fan-out to 100,000 devices does not hold up a till's earn."""
     program = session.get(Program, event.program_id)
     if event.payload.get("design_version", 0) < program.design_version:
         return  # a newer design change is queued and will push the same devices
@@ -125,6 +112,7 @@ def refresh_program(session, event: OutboxEvent) -> None:
     cursor = event.payload.get("cursor", 0)
     while True:
         _save_progress(session, event, owed=owed, cursor=cursor)
+        between_batches()
         if len(owed) >= FANOUT_BATCH:
             break  # owing a batch's worth means APNs is unwell: stop here, go on from the cursor later
         devices = session.execute(

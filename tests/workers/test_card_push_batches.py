@@ -8,8 +8,8 @@ from sqlalchemy import event
 
 from app.services import services
 from tests.factories import earn, make_merchant, make_program
-from tests.workers.test_wallet_push import _event, _event_ids, _pending_events, new_device
-from workers import jobs
+from tests.workers.test_wallet_push import _event, _event_ids, _pending_events, _redesign, new_device
+from workers import jobs, wallet_push
 from workers.apns import APNsClient
 
 
@@ -89,3 +89,28 @@ def test_a_batch_retries_only_the_card_whose_device_answered_500(live_app, shop,
     assert jobs.deliver_pushes(live_app, events) == {events[0]: "delivered", events[1]: "retry"}
     retried = _event(live_app, events[1])
     assert retried.payload["owed"] and "500" in retried.last_error and retried.leased_by is None
+
+
+def test_a_card_push_goes_out_between_the_batches_of_a_program_fan_out(live_app, shop, fake_apns, monkeypatch):
+    monkeypatch.setattr(wallet_push, "FANOUT_BATCH", 2)
+    client, key, program = shop
+    devices = [new_device(client, key, program) for _ in range(5)]
+    ours = {device.push_token for _, device in devices}
+    member, device = devices[4]
+    first_batch = {devices[0][1].push_token, devices[1][1].push_token}
+    original = APNsClient.push_many
+
+    def push_many(self, tokens, topic):
+        if set(tokens) == first_batch:  # the till earns while the fan-out pushes its first batch
+            assert earn(client, key, member["id"], points=1).status_code == 201
+        return original(self, tokens, topic)
+    monkeypatch.setattr(APNsClient, "push_many", push_many)
+    fanout = _redesign(live_app, client, key, program)
+    before = len(fake_apns.pushes)
+
+    assert jobs.deliver_event(live_app, fanout) == "delivered"
+
+    pushed = [push.token for push in fake_apns.pushes[before:] if push.token in ours]
+    assert pushed[:3] == [devices[0][1].push_token, devices[1][1].push_token, device.push_token]
+    assert pushed.count(device.push_token) == 2  # its earn's push, then the fan-out's last batch
+    assert _pending_events(live_app, member["id"]) == 0
