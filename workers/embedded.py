@@ -1,19 +1,18 @@
-"""The embedded worker for `make run` (no Redis): a thread in the web process fed by the relay after each
-commit, and sweeping the outbox table every second for retries (and rows past their retention period every few
-minutes). Same job functions as `punchpass worker`."""
+"""The embedded worker for `make run` (no Redis): a thread in the web process woken by the relay after each
+commit, delivering whatever is due in batches, and looking every second for retries (and rows past their
+retention period every few minutes). Same batch functions as `punchpass worker`."""
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 
 from flask import Flask
 
 from app.services import services
-from workers.jobs import deliver_event
-from workers.queue import PRUNE_INTERVAL, prune_expired_rows, sweep_outbox
+from workers.jobs import deliver_everything_due
+from workers.queue import PRUNE_INTERVAL, prune_expired_rows
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +20,14 @@ log = logging.getLogger(__name__)
 class EmbeddedWorker:
     def __init__(self, app: Flask, poll_interval: float = 1.0):
         self.app, self.poll_interval = app, poll_interval
-        self._ids: queue.Queue[int] = queue.Queue()
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="embedded-worker", daemon=True)
         self._next_prune = 0.0  # time.monotonic() of the next retention pruning
 
     def dispatch(self, event_ids: list[int]) -> None:
-        for event_id in event_ids:
-            self._ids.put(event_id)
+        """The relay's target: wake the thread, which delivers everything due (these ids and any others)."""
+        self._wake.set()
 
     def start(self) -> "EmbeddedWorker":
         services(self.app).relay.connect(self.dispatch)
@@ -41,21 +40,22 @@ class EmbeddedWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                event_id = self._ids.get(timeout=self.poll_interval)
-            except queue.Empty:
+            woken = self._wake.wait(timeout=self.poll_interval)
+            self._wake.clear()
+            if woken:
+                self._deliver()
+            else:
                 self._sweep()
-                continue
-            try:
-                deliver_event(self.app, event_id)
-            except Exception:
-                log.exception("delivering outbox event %s failed; the sweep will retry it", event_id)
+
+    def _deliver(self) -> None:
+        try:
+            deliver_everything_due(self.app)
+        except Exception:
+            log.exception("delivering outbox events failed; the next sweep will retry them")
 
     def _sweep(self) -> None:
-        try:
-            sweep_outbox(self.app, self.dispatch)
-        except Exception:
-            log.exception("outbox sweep failed")
+        """Retries that came due and events the relay missed; retention pruning every PRUNE_INTERVAL."""
+        self._deliver()
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_INTERVAL
             try:

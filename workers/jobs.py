@@ -8,26 +8,27 @@ import logging
 import os
 import random
 import socket
+from collections import Counter
 from datetime import timedelta
 
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app import create_app
+from app.domain.outbox import due_event_ids
 from app.domain.passupdates import APPLE_PUSH, PROGRAM_REFRESH
 from app.models import OutboxEvent, utcnow
-from app.services import db_session
+from app.services import db_session, services
 from workers import wallet_push
 from workers.errors import DeliveryFailed, RetryLater
+from workers.wallet_push import CardOutcome, CardPush
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=120)  # a worker that dies mid-delivery gives the event back after this
 MAX_ATTEMPTS = 8
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"[:200]  # who holds a lease (`punchpass outbox status`)
 BACKOFF_BASE, BACKOFF_CAP = 2.0, 600.0  # seconds: 2, 4, 8, ... capped at 10 minutes, each with full jitter
-
-HANDLERS = {APPLE_PUSH: wallet_push.push_member_pass, PROGRAM_REFRESH: wallet_push.refresh_program}
-
+BATCH_LIMIT = 500  # card pushes leased, pushed and recorded together
 
 _worker_app: Flask | None = None
 
@@ -38,22 +39,71 @@ def use_app(app: Flask) -> None:
     _worker_app = app
 
 
-def deliver(event_id: int) -> None:
-    """rq entry point: runs in `punchpass worker` with the worker's app (made here for a bare `rq worker`)."""
+def worker_app() -> Flask:
+    """The app of this process's rq jobs (made here for a bare `rq worker`)."""
     if _worker_app is None:
         use_app(create_app())
-    deliver_event(_worker_app, event_id)
+    return _worker_app
+
+
+def deliver(event_id: int) -> None:
+    """rq entry point for one event (a program's fan-out): runs in `punchpass worker` with the worker's app."""
+    deliver_event(worker_app(), event_id)
+
+
+def deliver_due_pushes(app: Flask, limit: int = BATCH_LIMIT) -> Counter:
+    """Deliver every due card push, a batch of `limit` at a time, until none is left; outcomes counted."""
+    outcomes: Counter = Counter()
+    while True:
+        batch = deliver_pushes(app, limit=limit)
+        outcomes.update(batch.values())
+        if len(batch) < limit:
+            return outcomes
+
+
+def deliver_everything_due(app: Flask) -> Counter:
+    """Card pushes first, then each due program fan-out, draining the card pushes again after each one."""
+    outcomes = deliver_due_pushes(app)
+    with app.app_context(), services(app).sessions() as session:
+        fanouts = due_event_ids(session, kind=PROGRAM_REFRESH)
+    for event_id in fanouts:
+        outcomes[deliver_event(app, event_id)] += 1
+        outcomes.update(deliver_due_pushes(app))
+    return outcomes
+
+
+def deliver_pushes(app: Flask, ids: list[int] | None = None, limit: int = BATCH_LIMIT) -> dict[int, str]:
+    """One batch of card pushes (the given events, or the first `limit` due): leased with one UPDATE, pushed
+    over the one APNs connection, the delivered ones recorded with one UPDATE. What happened to each event."""
+    with app.app_context(), services(app).sessions() as session:
+        if ids is None:
+            ids = due_event_ids(session, limit, kind=APPLE_PUSH)
+        events = _lease_pushes(session, ids)
+        if not events:
+            return {}
+        try:
+            outcomes = wallet_push.push_cards(session, events)
+        except Exception as error:  # a bug or a database hiccup: each event retried, and visible in the log
+            log.exception("%d card push(es) failed", len(events))
+            session.rollback()
+            return {event.id: _retry_or_bury(session, event.id, f"{type(error).__name__}: {error}")
+                    for event in events}
+        return _record_pushes(session, events, outcomes)
 
 
 def deliver_event(app: Flask, event_id: int) -> str:
-    """Lease the event, run its handler, record the outcome. Returns what happened, for logs and tests."""
+    """Deliver one event and record the outcome: a card push as a batch of one, a program fan-out leased and
+    pushed here, delivering due card pushes between its batches. Returns what happened, for logs and tests."""
     with app.app_context():
         session = db_session()
+        if session.scalar(select(OutboxEvent.kind).where(OutboxEvent.id == event_id)) == APPLE_PUSH:
+            session.commit()
+            return deliver_pushes(app, [event_id]).get(event_id, "not due")
         event = _lease(session, event_id)
         if event is None:
             return "not due"  # delivered, dead, leased by another worker, or waiting for its retry time
         try:
-            HANDLERS[event.kind](session, event)
+            wallet_push.refresh_program(session, event, between_batches=lambda: _deliver_pushes_meanwhile(app))
         except RetryLater as error:
             return _retry_or_bury(session, event_id, str(error))
         except DeliveryFailed as error:
@@ -64,6 +114,15 @@ def deliver_event(app: Flask, event_id: int) -> str:
             return _retry_or_bury(session, event_id, f"{type(error).__name__}: {error}")
         _finish(session, event_id, delivered_at=utcnow(), last_error=None)
         return "delivered"
+
+
+def _deliver_pushes_meanwhile(app: Flask) -> None:
+    """Between a fan-out's batches: the card pushes that came due (their own session; a failure is logged and
+    left to the next batch job, never failing the fan-out)."""
+    try:
+        deliver_due_pushes(app)
+    except Exception:
+        log.exception("card pushes between fan-out batches failed; the next batch job delivers them")
 
 
 def backoff_delay(attempts: int) -> float:
@@ -83,6 +142,53 @@ def _lease(session, event_id: int) -> OutboxEvent | None:
                 leased_by=WORKER_ID)).rowcount
     session.commit()
     return session.get(OutboxEvent, event_id, populate_existing=True) if taken else None
+
+
+def _lease_pushes(session, ids: list[int]) -> list[CardPush]:
+    """Take the due ones of these card pushes for LEASE with one conditional UPDATE, as `_lease` does one."""
+    if not ids:
+        return []
+    now = utcnow()
+    rows = session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(ids), OutboxEvent.kind == APPLE_PUSH, OutboxEvent.delivered_at.is_(None),
+               OutboxEvent.dead_at.is_(None), OutboxEvent.available_at <= now)
+        .values(available_at=now + LEASE, attempts=OutboxEvent.attempts + 1, leased_at=now, leased_by=WORKER_ID)
+        .returning(OutboxEvent.id, OutboxEvent.member_id, OutboxEvent.payload, OutboxEvent.attempts)).all()
+    session.commit()
+    return sorted((CardPush(*row) for row in rows), key=lambda event: event.id)
+
+
+def _record_pushes(session, events: list[CardPush], outcomes: dict[int, CardOutcome]) -> dict[int, str]:
+    """Give every lease back with its outcome, committed with the registrations Apple condemned: the delivered
+    with one UPDATE, retries and dead letters (rare) one by one."""
+    now, done = utcnow(), {}
+    for event in events:
+        outcome = outcomes[event.id]
+        if outcome.error is None:
+            done[event.id] = "delivered"
+            continue
+        values = {"payload": {**event.payload, "owed": outcome.owed}} if outcome.owed else {}
+        error = str(outcome.error)
+        if isinstance(outcome.error, RetryLater) and event.attempts < MAX_ATTEMPTS:
+            delay = backoff_delay(event.attempts)
+            log.warning("outbox event %s (%s) will be retried in %.1f s: %s", event.id, APPLE_PUSH, delay, error)
+            values.update(available_at=now + timedelta(seconds=delay))
+            done[event.id] = "retry"
+        else:
+            if isinstance(outcome.error, RetryLater):
+                error = f"gave up after {event.attempts} attempts: {error}"
+            log.error("outbox event %s is a dead letter: %s", event.id, error)
+            values.update(dead_at=now)
+            done[event.id] = "dead"
+        session.execute(update(OutboxEvent).where(OutboxEvent.id == event.id)
+                        .values(**values, last_error=error[:2000], leased_at=None, leased_by=None))
+    delivered = [event_id for event_id, what in done.items() if what == "delivered"]
+    if delivered:
+        session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(delivered))
+                        .values(delivered_at=now, last_error=None, leased_at=None, leased_by=None))
+    session.commit()
+    return done
 
 
 def _retry_or_bury(session, event_id: int, error: str) -> str:

@@ -13,11 +13,13 @@ from collections.abc import Callable
 
 from flask import Flask
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue, SimpleWorker, get_current_job
+from rq.job import Job
 
 from app import create_app
 from app.config import Config
 from app.domain.outbox import due_event_ids
+from app.domain.passupdates import PROGRAM_REFRESH
 from app.domain.retention import prune_expired
 from app.models import utcnow
 from app.services import app_config, db_session, services
@@ -25,14 +27,22 @@ from workers import jobs
 
 log = logging.getLogger(__name__)
 QUEUE_NAME = "punchpass"
+FANOUT_QUEUE_NAME = "punchpass-fanout"  # program fan-outs: listened to after QUEUE_NAME, so card pushes go first
+BATCH_JOB = "workers.queue.deliver_due_job"
+# Set while a batch job waits: a burst of commits enqueues one. (Not rq's job id: a commit during the job's run
+# must enqueue the next one, and a reused id would be deleted with the running job's result.)
+BATCH_QUEUED = "punchpass:outbox-batch-queued"
+BATCH_QUEUED_TTL = 30  # seconds; should a flag outlive its job (a failed enqueue), the next commit enqueues again
 SWEEP_INTERVAL = 5.0  # seconds between looks for events the relay missed and retries that came due
 PRUNE_INTERVAL = 300.0  # seconds between deletions of rows past their retention period (one process does it)
 PRUNE_LOCK = "punchpass:prune-lock"
 
 
 class RQDispatcher:
-    """Enqueue `workers.jobs.deliver(event_id)` on Redis. When Redis is down the request still succeeds: the
-    error is logged, further attempts pause briefly, and the sweep delivers the rows later."""
+    """Enqueue one `deliver_due_job` for a burst of commits: the job delivers whatever is due when it runs, so
+    while one waits in the queue further commits enqueue nothing (the BATCH_QUEUED flag, cleared by the job as
+    it starts). When Redis is down the request still succeeds: the error is logged, further attempts pause
+    briefly, and the sweep delivers the rows later."""
 
     def __init__(self, redis_url: str, pause_after_failure: float = 2.0):
         self.redis = Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=2)
@@ -44,16 +54,35 @@ class RQDispatcher:
         if time.monotonic() < self._paused_until:
             return
         try:
-            self.queue.enqueue_many([_job_data(self.queue, event_id) for event_id in event_ids])
+            if self.redis.set(BATCH_QUEUED, "1", nx=True, ex=BATCH_QUEUED_TTL):
+                self.queue.enqueue_call(BATCH_JOB, result_ttl=0, failure_ttl=86400)
         except Exception as error:  # redis.ConnectionError and friends: the sweep is the safety net
             self._paused_until = time.monotonic() + self.pause_after_failure
             log.warning("could not enqueue %d outbox event(s), the sweep will retry: %s", len(event_ids), error)
 
 
-def _job_data(queue: Queue, event_id: int):
-    """One rq job per event; the job id makes a re-enqueue of the same event replace, not duplicate, it."""
-    return queue.prepare_data("workers.jobs.deliver", args=(event_id,), job_id=f"outbox-{event_id}",
-                              result_ttl=0, failure_ttl=86400)
+def deliver_due_job() -> None:
+    """rq entry point: clear the flag first (a commit from now on enqueues another job), then deliver every due
+    card push in batches and hand due program fan-outs to their own queue."""
+    redis = get_current_job().connection
+    redis.delete(BATCH_QUEUED)
+    app = jobs.worker_app()
+    outcomes = jobs.deliver_due_pushes(app)
+    if outcomes:
+        log.info("card pushes: %s", dict(outcomes))
+    with app.app_context():
+        fanouts = due_event_ids(db_session(), kind=PROGRAM_REFRESH)
+        db_session().commit()
+    enqueue_fanouts(Queue(FANOUT_QUEUE_NAME, connection=redis), fanouts)
+
+
+def enqueue_fanouts(queue: Queue, event_ids: list[int]) -> None:
+    """One job per program fan-out on the lower-priority queue, unless its job is already there or running."""
+    for event_id in event_ids:
+        job_id = f"outbox-{event_id}"
+        if not Job.exists(job_id, connection=queue.connection):
+            queue.enqueue_call("workers.jobs.deliver", args=(event_id,), job_id=job_id, result_ttl=0,
+                               failure_ttl=86400)
 
 
 def connect_rq(app: Flask) -> RQDispatcher | None:
@@ -101,7 +130,7 @@ def run_worker(config: Config) -> None:
     stop = threading.Event()
     threading.Thread(target=_sweep_forever, args=(app, dispatcher, stop), name="outbox-sweep", daemon=True).start()
     try:
-        SimpleWorker([QUEUE_NAME], connection=dispatcher.redis).work(with_scheduler=False)
+        SimpleWorker([QUEUE_NAME, FANOUT_QUEUE_NAME], connection=dispatcher.redis).work(with_scheduler=False)
     finally:
         stop.set()
 

@@ -10,7 +10,10 @@ the cursor: nobody is pushed twice and nobody is skipped."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, or_, select
 
 from app.domain.devices import is_push_token
 from app.models import DeviceRegistration, Member, OutboxEvent, Program
@@ -21,25 +24,87 @@ from workers.errors import DeliveryFailed, RetryLater
 FANOUT_BATCH = 2000  # devices per APNs batch and per progress commit; also the most a retry may owe
 
 
-def push_member_pass(session, event: OutboxEvent) -> None:
-    """Push one member's devices (on a retry, only those still owed), unless a newer version of the card is
-    queued (that event will push)."""
-    member = session.get(Member, event.member_id)
-    if member is None or event.payload.get("pass_version", 0) < member.pass_version:
-        return
-    query = _devices().where(DeviceRegistration.member_id == member.id)
-    if "owed" in event.payload:
-        query = query.where(DeviceRegistration.id.in_(event.payload["owed"]))
-    devices = session.execute(query).all()
+@dataclass(frozen=True, slots=True)
+class CardPush:
+    """A leased `apple_push` event, as the lease UPDATE returned it."""
+
+    id: int
+    member_id: int
+    payload: dict
+    attempts: int
+
+
+@dataclass(slots=True)
+class CardOutcome:
+    """What became of one card push: `owed` registration ids to retry, or an error (RetryLater, DeliveryFailed)."""
+
+    owed: list[int] = field(default_factory=list)
+    error: Exception | None = None
+
+
+def push_cards(session, events: list[CardPush]) -> dict[int, CardOutcome]:
+    """Push the devices of many cards at once: one query for the cards' versions, one for their tokens, one
+    push_many over the kept-open connection, one DELETE of the registrations Apple condemned (uncommitted, for
+    the caller to commit with the outcomes). An event for an older version than the card's is done without a
+    push (the newer one pushes); a retry pushes only the devices it still owes."""
+    versions = dict(session.execute(select(Member.id, Member.pass_version)
+                                    .where(Member.id.in_({event.member_id for event in events}))).all())
+    current = [event for event in events if event.member_id in versions
+               and event.payload.get("pass_version", 0) >= versions[event.member_id]]
+    devices = _card_devices(session, current)
     session.commit()  # end the read: no transaction stays open while we talk to Apple
-    owed = _push(session, devices) if devices else []
-    _save_progress(session, event, owed=owed)
-    _retry_if_owed(owed)
+    outcomes = {event.id: CardOutcome() for event in events}
+    batch = [device for event in current for device in devices[event.id]]
+    if not batch:
+        return outcomes
+    client, topic = apns_client(), app_config().apple.pass_type_id
+    results = iter(client.push_many([device.push_token for device in batch], topic))
+    gone: set[str] = set()
+    for event in current:
+        pushed = [(device, next(results)) for device in devices[event.id]]
+        outcomes[event.id] = _card_outcome(pushed, topic_accepted=client.has_accepted(topic), gone=gone)
+    if gone:
+        session.execute(delete(DeviceRegistration).where(DeviceRegistration.push_token.in_(gone)))
+    return outcomes
 
 
-def refresh_program(session, event: OutboxEvent) -> None:
+def _card_devices(session, events: list[CardPush]) -> dict[int, list]:
+    """Each event's (id, member_id, push_token) rows, read with one query: every device of the card, or on a
+    retry only those still owed."""
+    whole = {event.member_id for event in events if "owed" not in event.payload}
+    owed = {device_id for event in events for device_id in event.payload.get("owed", ())}
+    rows = session.execute(
+        select(DeviceRegistration.id, DeviceRegistration.member_id, DeviceRegistration.push_token)
+        .where(or_(DeviceRegistration.member_id.in_(whole), DeviceRegistration.id.in_(owed)))
+        .order_by(DeviceRegistration.id)).all() if whole or owed else []
+    by_member: dict[int, list] = {}
+    for row in rows:
+        by_member.setdefault(row.member_id, []).append(row)
+    return {event.id: [row for row in by_member.get(event.member_id, [])
+                       if "owed" not in event.payload or row.id in event.payload["owed"]] for event in events}
+
+
+def _card_outcome(pushed: list[tuple], *, topic_accepted: bool, gone: set[str]) -> CardOutcome:
+    """One card's answers: condemned tokens join `gone` unless the answers condemn the configuration instead."""
+    results = [result for _, result in pushed]
+    try:
+        _refuse_misconfigured(results, topic_accepted=topic_accepted)
+    except DeliveryFailed as error:
+        return CardOutcome(error=error)
+    gone.update(result.token for result in results if result.outcome == "unregistered")
+    owed = [(device.id, result) for device, result in pushed if result.outcome == "retry"]
+    try:
+        _retry_if_owed(owed)
+    except RetryLater as error:
+        return CardOutcome(owed=[device_id for device_id, _ in owed], error=error)
+    return CardOutcome()
+
+
+def refresh_program(session, event: OutboxEvent, between_batches: Callable[[], object] = lambda: None) -> None:
     """A program's design changed (already tagged on the program row in the request's transaction): push
-    every registered device in batches of FANOUT_BATCH, in registration id order, resuming at the cursor."""
+    every registered device in batches of FANOUT_BATCH, in registration id order, resuming at the cursor.
+    `between_batches` runs after each batch's progress is committed: the job runner delivers the card pushes
+    that came due meanwhile, so a fan-out to 100,000 devices does not hold up a till's earn."""
     program = session.get(Program, event.program_id)
     if event.payload.get("design_version", 0) < program.design_version:
         return  # a newer design change is queued and will push the same devices
@@ -47,6 +112,7 @@ def refresh_program(session, event: OutboxEvent) -> None:
     cursor = event.payload.get("cursor", 0)
     while True:
         _save_progress(session, event, owed=owed, cursor=cursor)
+        between_batches()
         if len(owed) >= FANOUT_BATCH:
             break  # owing a batch's worth means APNs is unwell: stop here, go on from the cursor later
         devices = session.execute(

@@ -43,6 +43,20 @@ def register_device(session: Session, member: Member, device_id: str, push_token
     return True
 
 
+def has_devices(session: Session, member_id: int) -> bool:
+    """True when some device asked for this card's updates: the earn path pushes only then.
+
+    Skipping the push when there is none loses nothing, because of the order Wallet follows and the member row
+    lock: a card change runs under the member's `SELECT ... FOR UPDATE`, and registering a device inserts a row
+    whose foreign key takes `FOR KEY SHARE` on that member row. A registration that committed first is seen
+    here; one still in flight makes the change wait for it (and is then seen); one that starts later waits for
+    the change to commit. In the last case the device registered a pass it downloaded earlier, and its first
+    serials call after registering (without a tag, or with one older than the change's, which is taken from the
+    counter before this check) lists the card, so the device fetches the new version without a push."""
+    return session.scalar(select(select(DeviceRegistration.id)
+                                 .where(DeviceRegistration.member_id == member_id).exists())) is True
+
+
 def unregister_device(session: Session, member: Member, device_id: str) -> None:
     session.execute(delete(DeviceRegistration).where(DeviceRegistration.device_library_id == device_id,
                                                      DeviceRegistration.member_id == member.id))

@@ -8,11 +8,14 @@ from sqlalchemy.orm import Session
 from app.models import OutboxEvent, utcnow
 
 
-def due_event_ids(session: Session, limit: int = 500) -> list[int]:
-    """Pending events whose time has come: new ones the relay missed, retries, expired leases."""
-    return list(session.scalars(
-        select(OutboxEvent.id).where(OutboxEvent.delivered_at.is_(None), OutboxEvent.dead_at.is_(None),
-                                     OutboxEvent.available_at <= utcnow()).order_by(OutboxEvent.id).limit(limit)))
+def due_event_ids(session: Session, limit: int = 500, kind: str | None = None) -> list[int]:
+    """Pending events (of one kind, if given) whose time has come: new ones the relay missed, retries, expired
+    leases."""
+    query = select(OutboxEvent.id).where(OutboxEvent.delivered_at.is_(None), OutboxEvent.dead_at.is_(None),
+                                         OutboxEvent.available_at <= utcnow())
+    if kind is not None:
+        query = query.where(OutboxEvent.kind == kind)
+    return list(session.scalars(query.order_by(OutboxEvent.id).limit(limit)))
 
 
 def outbox_summary(session: Session, dead_limit: int = 20, lease_limit: int = 20) -> dict:

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.domain.devices import has_devices
 from app.models import Counter, InstanceState, Member, OutboxEvent, Program, utcnow
 
 PASS_UPDATES = "pass_updates"
@@ -23,12 +24,13 @@ CARD_SETTINGS = "card_settings"
 
 
 def card_changed(session: Session, member: Member, notify: bool = True) -> None:
-    """New version, new update tag, and (unless the card is brand new) an Apple push in the outbox."""
+    """New version, new update tag, and (unless the card is brand new or has no device) an Apple push in the
+    outbox."""
     member.pass_update_tag = next_update_tag(session)
     member.pass_previous_updated_at = member.pass_updated_at if member.pass_version else None
     member.pass_updated_at = utcnow()
     member.pass_version = (member.pass_version or 0) + 1
-    if notify:
+    if notify and has_devices(session, member.id):  # no device, nobody to push (devices.has_devices: why)
         session.add(OutboxEvent(kind=APPLE_PUSH, member_id=member.id, program_id=member.program_id,
                                 payload={"pass_version": member.pass_version}))
 

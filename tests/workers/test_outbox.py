@@ -5,7 +5,7 @@ import os
 import time
 
 import pytest
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 import workers.jobs
@@ -15,7 +15,15 @@ from app.models import OutboxEvent
 from app.services import services
 from tests.factories import auth, earn, make_member, make_merchant, make_program, redeem
 from tests.workers.test_wallet_push import Device, _pending_events
-from workers.queue import QUEUE_NAME, RQDispatcher, connect_rq, sweep_outbox
+from workers.queue import (
+    BATCH_JOB,
+    BATCH_QUEUED,
+    FANOUT_QUEUE_NAME,
+    QUEUE_NAME,
+    RQDispatcher,
+    connect_rq,
+    sweep_outbox,
+)
 
 REDIS_URL = os.environ.get("PUNCHPASS_TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="set PUNCHPASS_TEST_REDIS_URL (.ci/run does) for rq tests")
@@ -31,10 +39,18 @@ def test_earn_writes_one_push_event_and_a_refused_redeem_writes_none(app, client
     program = make_program(client, key)
     member = make_member(client, key, program["id"])
     assert _events(app, member["id"]) == []  # a brand-new card has no device to push to
+    Device(client, client.get(f"/api/v1/members/{member['id']}/pass.pkpass", headers=auth(key)).data).register()
     earn(client, key, member["id"], points=10)
     assert redeem(client, key, member["id"], points=11).status_code == 409
     events = _events(app, member["id"])
     assert [(e.kind, e.payload["pass_version"]) for e in events] == [("apple_push", 2)]
+
+
+def test_an_earn_on_a_card_without_devices_writes_no_push_event(app, client):
+    _, key = make_merchant(app)
+    member = make_member(client, key, make_program(client, key)["id"])
+    assert earn(client, key, member["id"], points=10).status_code == 201
+    assert _events(app, member["id"]) == []
 
 
 @pytest.fixture
@@ -54,31 +70,54 @@ def test_with_redis_down_earn_succeeds_and_the_push_arrives_once_redis_is_back(r
     client = redis_app.test_client()
     _, key = make_merchant(redis_app)
     member = make_member(client, key, make_program(client, key)["id"])
-    device = Device(client, client.get(f"/api/v1/members/{member['id']}/pass.pkpass", headers=auth(key)).data)
-    device.register()
+    device = _register_a_device(client, key, member)
     started = time.monotonic()
     assert earn(client, key, member["id"], points=25).status_code == 201
     assert time.monotonic() - started < 2  # a dead Redis does not hang the till
     assert _pending_events(redis_app, member["id"]) == 1
 
-    live = RQDispatcher(REDIS_URL)
-    live.queue.empty()
+    live = _empty_queues(RQDispatcher(REDIS_URL))
     services(redis_app).relay.connect(live)
     assert sweep_outbox(redis_app, live) >= 1
-    SimpleWorker([live.queue], connection=live.redis).work(burst=True)
+    SimpleWorker([live.queue, FANOUT_QUEUE_NAME], connection=live.redis).work(burst=True)
     assert _pending_events(redis_app, member["id"]) == 0
     assert device.push_token in {p.token for p in fake_apns.pushes}
 
 
 @needs_redis
-def test_relay_enqueues_the_delivery_job_right_after_commit(redis_app):
-    live = RQDispatcher(REDIS_URL)
-    live.queue.empty()
+def test_relay_enqueues_one_batch_job_for_a_burst_of_commits(redis_app):
+    live = _empty_queues(RQDispatcher(REDIS_URL))
+    services(redis_app).relay.connect(live)
+    client = redis_app.test_client()
+    _, key = make_merchant(redis_app)
+    members = [make_member(client, key, make_program(client, key)["id"]) for _ in range(3)]
+    for member in members:
+        _register_a_device(client, key, member)
+        earn(client, key, member["id"], points=1)
+    assert all(len(_events(redis_app, member["id"])) == 1 for member in members)
+    [job] = live.queue.get_jobs()
+    assert job.func_name == BATCH_JOB and live.queue.name == QUEUE_NAME
+
+
+@needs_redis
+def test_an_earn_on_a_card_without_devices_enqueues_nothing(redis_app):
+    live = _empty_queues(RQDispatcher(REDIS_URL))
     services(redis_app).relay.connect(live)
     client = redis_app.test_client()
     _, key = make_merchant(redis_app)
     member = make_member(client, key, make_program(client, key)["id"])
-    earn(client, key, member["id"], points=1)
-    [event] = _events(redis_app, member["id"])
-    assert f"outbox-{event.id}" in live.queue.job_ids
-    assert live.queue.name == QUEUE_NAME
+    assert earn(client, key, member["id"], points=1).status_code == 201
+    assert live.queue.count == 0
+
+
+def _register_a_device(client, key, member) -> Device:
+    device = Device(client, client.get(f"/api/v1/members/{member['id']}/pass.pkpass", headers=auth(key)).data)
+    assert device.register().status_code == 201
+    return device
+
+
+def _empty_queues(dispatcher: RQDispatcher) -> RQDispatcher:
+    dispatcher.queue.empty()
+    Queue(FANOUT_QUEUE_NAME, connection=dispatcher.redis).empty()
+    dispatcher.redis.delete(BATCH_QUEUED)
+    return dispatcher

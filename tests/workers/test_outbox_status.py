@@ -13,7 +13,8 @@ from app.cli import cli
 from app.config import load_config
 from app.models import OutboxEvent, utcnow
 from app.services import services
-from tests.factories import earn, make_member, make_merchant, make_program
+from tests.factories import auth, earn, make_member, make_merchant, make_program
+from tests.workers.test_wallet_push import Device
 from workers import jobs
 
 
@@ -31,6 +32,7 @@ def an_earn_event(app) -> int:
     client = app.test_client()
     _, key = make_merchant(app)
     member = make_member(client, key, make_program(client, key)["id"])
+    Device(client, client.get(f"/api/v1/members/{member['id']}/pass.pkpass", headers=auth(key)).data).register()
     earn(client, key, member["id"], points=5)
     with services(app).sessions() as session:
         return session.scalar(select(OutboxEvent.id).where(OutboxEvent.member_id == member["id"]))
@@ -45,7 +47,7 @@ def outbox_status(app) -> dict:
 def lease_and_die(app, event_id: int) -> None:
     """What a worker does first, and then nothing: it was killed."""
     with services(app).sessions() as session:
-        assert jobs._lease(session, event_id) is not None
+        assert jobs._lease_pushes(session, [event_id]) != []
 
 
 def test_status_names_the_worker_holding_an_event_and_since_when(private_app):
