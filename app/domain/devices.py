@@ -9,6 +9,7 @@ import re
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from app.domain.passupdates import update_tag_horizon
 from app.logs import printable
 from app.models import MAX_PUSH_TOKEN_LENGTH, DeviceLog, DeviceRegistration, Member, Program
 from app.untrusted import scrub
@@ -49,8 +50,13 @@ def unregister_device(session: Session, member: Member, device_id: str) -> None:
 
 
 def updated_serials(session: Session, device_id: str, since_tag: int) -> tuple[list[str], int] | None:
-    """The serials of this device's passes changed after `since_tag` (its own or its program's tag), and the
-    newest tag among them; None when nothing changed."""
+    """The serials of this device's passes changed after `since_tag` (its own or its program's tag), and the tag
+    to ask with next time; None when nothing changed.
+
+    That tag is the newest listed, but never above the horizon (`update_tag_horizon`, taken first): a change
+    with a lower tag still in flight would be skipped for good. Passes listed above the horizon are listed
+    again next time (the device gets a 304); nothing is ever skipped."""
+    horizon = update_tag_horizon(session)
     rows = session.execute(
         select(Member.serial_number, Member.pass_update_tag, Program.design_update_tag)
         .join(DeviceRegistration, DeviceRegistration.member_id == Member.id)
@@ -59,7 +65,8 @@ def updated_serials(session: Session, device_id: str, since_tag: int) -> tuple[l
                or_(Member.pass_update_tag > since_tag, Program.design_update_tag > since_tag))).all()
     if not rows:
         return None
-    return [serial for serial, _, _ in rows], max(max(card, design) for _, card, design in rows)
+    newest = max(max(card, design) for _, card, design in rows)
+    return [serial for serial, _, _ in rows], newest if horizon is None else min(newest, horizon)
 
 
 def record_device_logs(session: Session, lines: list, max_stored: int) -> None:
