@@ -205,3 +205,27 @@ def test_design_change_committed_after_an_earn_and_a_download_is_not_hidden_by_3
         again = client.get(url, headers={**headers, "If-Modified-Since": first.headers["Last-Modified"]})
         assert again.status_code == 200
         assert json.loads(zipfile.ZipFile(io.BytesIO(again.data)).read("pass.json"))["logoText"] == "Design 1"
+
+
+
+def test_an_open_earn_does_not_hold_up_another_merchants_till(app):
+    """Issue 9: one merchant's earn, its update tag taken and its transaction still open, no longer makes another
+    merchant's till wait for that commit (the counter row used to)."""
+    first = _cards(app, 1)[0]
+    client = app.test_client()
+    _, key = make_merchant(app, "Other Café")
+    second = make_member(client, key, make_program(client, key)["id"])["id"]
+    statuses: list[int] = []
+    other = threading.Thread(target=lambda: statuses.append(
+        earn(app.test_client(), key, second, points=1).status_code))
+    held = services(app).sessions()
+    try:
+        earn_points(held, held.get(Member, first), 1)
+        held.flush()
+        other.start()
+        other.join(timeout=10)
+        assert statuses == [201], "the other merchant's earn waited for an unrelated open transaction"
+    finally:
+        held.commit()
+        held.close()
+        other.join(timeout=30)
