@@ -1,10 +1,11 @@
 """What a card shows has changed: bump its version and tag, and queue the delivery, in the caller's transaction.
 Workers deliver the outbox after commit, so a push never announces a change that was rolled back.
 
-Update tags (docs/architecture.md, "Update tags"): on PostgreSQL a change's tag is `update_tag_base` plus the
-id of the transaction that made it, taken with no shared lock; the serials list answers a `lastUpdated` no higher
-than the snapshot's horizon (every transaction below it has finished), so a device never skips a change still in
-flight. SQLite serialises writers, so there the tag is simply the next value of the `pass_updates` counter.
+Update tags (docs/architecture.md, "Update tags take no instance-wide lock"): on PostgreSQL a change's tag is
+`update_tag_base` plus the id of the transaction that made it, taken with no shared lock; the serials list
+answers a `lastUpdated` no higher than the snapshot's horizon (every transaction below it has finished), so a
+device never skips a change still in flight. SQLite serialises writers, so there the tag is simply the next
+value of the `pass_updates` counter.
 
 Last-Modified and If-Modified-Since ("When a card changed"): every change records the real time it happened,
 taken under the changed row's lock, and `seen`, the highest tag surely finished before that time. HTTP dates
