@@ -91,6 +91,8 @@ class Program(Base):
     # A design change is one row update here, not a rewrite of every member: a card's update tag and
     # Last-Modified are the later of its own and its program's.
     design_update_tag: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Every tag up to this had finished when the design changed (passupdates.unchanged_since).
+    design_update_seen: Mapped[int] = mapped_column(BigInteger, default=0)
     design_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     design_previous_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -155,6 +157,8 @@ class Member(Base):
     download_token: Mapped[str] = mapped_column(String(64), unique=True)
     pass_version: Mapped[int] = mapped_column(Integer, default=1)
     pass_update_tag: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    # Every tag up to this had finished when the card changed (passupdates.unchanged_since).
+    pass_update_seen: Mapped[int] = mapped_column(BigInteger, default=0)
     pass_updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # The version before: when both share a second, If-Modified-Since cannot tell them apart (passupdates.py).
     pass_previous_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -205,8 +209,9 @@ class IdempotencyRecord(Base):
 
 
 class Counter(Base):
-    """Named monotonic counters. `pass_updates` tags every card change; incrementing it locks the row until
-    commit, so tags become visible in commit order and a device polling with the last tag misses nothing."""
+    """Named numbers. SQLite: `pass_updates` tags every card change (writers are serialised there, so tags become
+    visible in commit order). PostgreSQL: `update_tag_base` is added to a transaction id to make a tag, and is
+    never incremented by a change (app/domain/passupdates.py)."""
     __tablename__ = "counters"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)

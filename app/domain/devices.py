@@ -9,6 +9,7 @@ import re
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from app.domain.passupdates import update_tag_horizon
 from app.logs import printable
 from app.models import MAX_PUSH_TOKEN_LENGTH, DeviceLog, DeviceRegistration, Member, Program
 from app.untrusted import scrub
@@ -43,28 +44,19 @@ def register_device(session: Session, member: Member, device_id: str, push_token
     return True
 
 
-def has_devices(session: Session, member_id: int) -> bool:
-    """True when some device asked for this card's updates: the earn path pushes only then.
-
-    Skipping the push when there is none loses nothing, because of the order Wallet follows and the member row
-    lock: a card change runs under the member's `SELECT ... FOR UPDATE`, and registering a device inserts a row
-    whose foreign key takes `FOR KEY SHARE` on that member row. A registration that committed first is seen
-    here; one still in flight makes the change wait for it (and is then seen); one that starts later waits for
-    the change to commit. In the last case the device registered a pass it downloaded earlier, and its first
-    serials call after registering (without a tag, or with one older than the change's, which is taken from the
-    counter before this check) lists the card, so the device fetches the new version without a push."""
-    return session.scalar(select(select(DeviceRegistration.id)
-                                 .where(DeviceRegistration.member_id == member_id).exists())) is True
-
-
 def unregister_device(session: Session, member: Member, device_id: str) -> None:
     session.execute(delete(DeviceRegistration).where(DeviceRegistration.device_library_id == device_id,
                                                      DeviceRegistration.member_id == member.id))
 
 
 def updated_serials(session: Session, device_id: str, since_tag: int) -> tuple[list[str], int] | None:
-    """The serials of this device's passes changed after `since_tag` (its own or its program's tag), and the
-    newest tag among them; None when nothing changed."""
+    """The serials of this device's passes changed after `since_tag` (its own or its program's tag), and the tag
+    to ask with next time; None when nothing changed.
+
+    That tag is the newest listed, but never above the horizon (`update_tag_horizon`, taken first): a change
+    with a lower tag still in flight would be skipped for good. Passes listed above the horizon are listed
+    again next time (the device gets a 304); nothing is ever skipped."""
+    horizon = update_tag_horizon(session)
     rows = session.execute(
         select(Member.serial_number, Member.pass_update_tag, Program.design_update_tag)
         .join(DeviceRegistration, DeviceRegistration.member_id == Member.id)
@@ -73,7 +65,8 @@ def updated_serials(session: Session, device_id: str, since_tag: int) -> tuple[l
                or_(Member.pass_update_tag > since_tag, Program.design_update_tag > since_tag))).all()
     if not rows:
         return None
-    return [serial for serial, _, _ in rows], max(max(card, design) for _, card, design in rows)
+    newest = max(max(card, design) for _, card, design in rows)
+    return [serial for serial, _, _ in rows], newest if horizon is None else min(newest, horizon)
 
 
 def record_device_logs(session: Session, lines: list, max_stored: int) -> None:

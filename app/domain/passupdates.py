@@ -1,23 +1,32 @@
 """What a card shows has changed: bump its version and tag, and queue the delivery, in the caller's transaction.
 Workers deliver the outbox after commit, so a push never announces a change that was rolled back.
 
-Last-Modified and If-Modified-Since (docs/architecture.md, "When a card changed"): every change records the
-real time it happened, taken after the update-tag counter is locked, so change times follow commit order. HTTP
-dates have whole seconds, so when the card's newest version shares its second with the version before it, a
-device's If-Modified-Since cannot tell which of the two it holds: it gets the pass again (a harmless download)
-instead of a 304 that might hide a change."""
+Update tags (docs/architecture.md, "Update tags take no instance-wide lock"): on PostgreSQL a change's tag is
+`update_tag_base` plus the id of the transaction that made it, taken with no shared lock; the serials list
+answers a `lastUpdated` no higher than the snapshot's horizon (every transaction below it has finished), so a
+device never skips a change still in flight. SQLite serialises writers, so there the tag is simply the next
+value of the `pass_updates` counter.
+
+Last-Modified and If-Modified-Since ("When a card changed"): every change records the real time it happened,
+taken under the changed row's lock, and `seen`, the highest tag surely finished before that time. HTTP dates
+have whole seconds, so when the card's newest version shares its second with the version before it, a device's
+If-Modified-Since cannot tell which of the two it holds: it gets the pass again (a harmless download) instead of
+a 304 that might hide a change. The same holds when the card's other row (program or member) was changed by a
+transaction that had not surely finished when the newest version was made: it may have committed after the
+device's download."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, literal_column, select, update
 from sqlalchemy.orm import Session
 
-from app.domain.devices import has_devices
-from app.models import Counter, InstanceState, Member, OutboxEvent, Program, utcnow
+from app.models import Counter, DeviceRegistration, InstanceState, Member, OutboxEvent, Program, utcnow
 
-PASS_UPDATES = "pass_updates"
+PASS_UPDATES = "pass_updates"  # SQLite: the tag counter
+UPDATE_TAG_BASE = "update_tag_base"  # PostgreSQL: tags are this plus a transaction id (migration 0008)
 APPLE_PUSH = "apple_push"
 PROGRAM_REFRESH = "program_refresh"
 CARD_SETTINGS = "card_settings"
@@ -26,19 +35,34 @@ CARD_SETTINGS = "card_settings"
 def card_changed(session: Session, member: Member, notify: bool = True) -> None:
     """New version, new update tag, and (unless the card is brand new or has no device) an Apple push in the
     outbox."""
-    member.pass_update_tag = next_update_tag(session)
+    member.pass_update_tag, member.pass_update_seen = next_update_tag(session, Member, member.id)
     member.pass_previous_updated_at = member.pass_updated_at if member.pass_version else None
     member.pass_updated_at = utcnow()
     member.pass_version = (member.pass_version or 0) + 1
-    if notify and has_devices(session, member.id):  # no device, nobody to push (devices.has_devices: why)
+    if notify and _has_devices(session, member.id):  # no device, nobody to push (_has_devices: why)
         session.add(OutboxEvent(kind=APPLE_PUSH, member_id=member.id, program_id=member.program_id,
                                 payload={"pass_version": member.pass_version}))
+
+
+def _has_devices(session: Session, member_id: int) -> bool:
+    """True when some device asked for this card's updates: the earn path pushes only then.
+
+    Skipping the push when there is none loses nothing, because of the order Wallet follows and the member row
+    lock: a card change runs under the member's `SELECT ... FOR UPDATE`, and registering a device inserts a row
+    whose foreign key takes `FOR KEY SHARE` on that member row. A registration that committed first is seen
+    here; one still in flight makes the change wait for it (and is then seen); one that starts later waits for
+    the change to commit. In the last case the device registered a pass it downloaded earlier, and its first
+    serials call after registering (without a tag, or with one below the change's: the change's transaction
+    was in flight or not yet begun when that tag was answered) lists the card, so the device fetches the new
+    version without a push."""
+    return session.scalar(select(select(DeviceRegistration.id)
+                                 .where(DeviceRegistration.member_id == member_id).exists())) is True
 
 
 def design_changed(session: Session, program: Program) -> None:
     """Branding, terms, tiers or rewards changed: every card of the program is new. One row changes here; a
     worker pushes the devices."""
-    program.design_update_tag = next_update_tag(session)
+    program.design_update_tag, program.design_update_seen = next_update_tag(session, Program, program.id)
     program.design_previous_updated_at = program.design_updated_at
     program.design_updated_at = utcnow()
     program.design_version = (program.design_version or 0) + 1
@@ -64,11 +88,45 @@ def card_settings_changed(session: Session, fingerprint: str) -> bool:
     return True
 
 
-def next_update_tag(session: Session) -> int:
-    """Apple's `lastUpdated` tag: a counter, not the clock. The row stays locked until commit, so tags become
-    visible in the order they were taken and a device never skips past an uncommitted change."""
-    return session.execute(update(Counter).where(Counter.name == PASS_UPDATES)
-                           .values(value=Counter.value + 1).returning(Counter.value)).scalar_one()
+class UpdateTag(NamedTuple):
+    tag: int  # Apple's `lastUpdated` for this change
+    seen: int  # every change tagged up to this had finished (committed or rolled back) when the tag was taken
+
+
+def next_update_tag(session: Session, table: type[Member] | type[Program], row_id: int) -> UpdateTag:
+    """The tag of a change of one member's or program's row, taken under that row's lock (already held by most
+    callers) and before the change's time is recorded.
+
+    PostgreSQL: `update_tag_base` + this transaction's id (`pg_current_xact_id()`); ids are handed out in order
+    and never block, and nothing instance-wide stays locked. Transactions commit in any order, so a tag says
+    nothing about commit order; `updated_serials` answers only up to `update_tag_horizon`. `seen` comes from this
+    statement's snapshot: every transaction below its xmin had finished.
+    SQLite: writers are serialised, so the `pass_updates` counter gives tags in commit order; `seen` = tag - 1."""
+    if session.get_bind().dialect.name != "postgresql":
+        tag = session.execute(update(Counter).where(Counter.name == PASS_UPDATES)
+                              .values(value=Counter.value + 1).returning(Counter.value)).scalar_one()
+        return UpdateTag(tag, tag - 1)
+    base = select(Counter.value).where(Counter.name == UPDATE_TAG_BASE).scalar_subquery()
+    row = session.execute(
+        select(base + _xid8("pg_current_xact_id()"),
+               base + _xid8("pg_snapshot_xmin(pg_current_snapshot())") - 1)
+        .where(table.id == row_id).with_for_update(key_share=True)).one()
+    return UpdateTag(*row)
+
+
+def update_tag_horizon(session: Session) -> int | None:
+    """The highest tag whose change, if it ever commits, is visible now; None when every committed tag is
+    (SQLite). Run it before reading the tags it guards: a transaction below this snapshot's xmin had finished,
+    so a later snapshot sees it."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return session.execute(select(Counter.value + _xid8("pg_snapshot_xmin(pg_current_snapshot())") - 1)
+                           .where(Counter.name == UPDATE_TAG_BASE)).scalar_one()
+
+
+def _xid8(expression: str):
+    """A PostgreSQL xid8 (64-bit, never wraps) as a bigint."""
+    return literal_column(f"{expression}::text::bigint", BigInteger)
 
 
 def last_modified(member: Member, now: datetime) -> datetime:
@@ -77,12 +135,27 @@ def last_modified(member: Member, now: datetime) -> datetime:
 
 
 def unchanged_since(member: Member, if_modified_since: datetime) -> bool:
-    """True when the device's copy (labelled `if_modified_since`) is surely the newest version."""
+    """True when the device's copy (labelled `if_modified_since`) is surely the newest version: the newest change
+    is not after the label, the version before it has an earlier second, and the card's other row (its program
+    or its member) was last changed by a transaction that had finished when the newest change was made."""
     times = _change_times(member)
     newest = _whole_second(times[0])
     if newest > if_modified_since:
         return False
-    return len(times) == 1 or _whole_second(times[1]) < newest
+    if len(times) > 1 and _whole_second(times[1]) >= newest:
+        return False
+    return _other_row_finished_first(member)
+
+
+def _other_row_finished_first(member: Member) -> bool:
+    """Tags say nothing about commit order, so a change of the other row made before the newest change may have
+    committed after it, and after the device's download: 304 only when its tag is within the newest's `seen`."""
+    program = member.program
+    if program.design_updated_at is None:
+        return True
+    if program.design_updated_at > member.pass_updated_at:
+        return member.pass_update_tag <= program.design_update_seen
+    return program.design_update_tag <= member.pass_update_seen
 
 
 def _change_times(member: Member) -> list[datetime]:

@@ -50,7 +50,8 @@ def unregister(device_id: str, pass_type_id: str, serial: str):
 
 @bp.get("/devices/<device_id>/registrations/<pass_type_id>")
 def serials(device_id: str, pass_type_id: str):
-    """Every pass of this device changed after the tag (all of them without one); 204 when there are none."""
+    """Every pass of this device changed after the tag (all of them without one); 204 when there are none.
+    `lastUpdated` never passes a change still in flight (`updated_serials`), so a pass may be listed twice."""
     since = request.args.get("passesUpdatedSince", "")
     since_tag = int(since) if _UPDATE_TAG.fullmatch(since) else 0  # not a tag we issued: as if none was sent
     if pass_type_id != app_config().apple.pass_type_id:

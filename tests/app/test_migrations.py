@@ -1,9 +1,47 @@
 """The Alembic migrations build exactly the schema the models describe."""
 
 from alembic import command
+from sqlalchemy import text
 
+from app.db import make_engine
 from app.migrate import alembic_config
+from tests.conftest import fresh_database
 
 
 def test_migrations_match_the_models(database_url):
     command.check(alembic_config(database_url))  # raises when an autogenerate diff is found
+
+
+def test_0008_starts_lock_free_tags_above_every_tag_a_device_holds(tmp_path_factory):
+    """A database from before 0008 whose counter handed out tags up to 1,000,000: the tag base starts there, so
+    a change after the upgrade is tagged above it, and `seen` starts at each row's own tag (true under the
+    counter's lock). Downgrading puts the counter back above every tag handed out since."""
+    with fresh_database(tmp_path_factory) as url:
+        command.downgrade(alembic_config(url), "0007")
+        engine = make_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE counters SET value = 1000000 WHERE name = 'pass_updates'"))
+                conn.execute(text("INSERT INTO merchants (name, created_at) VALUES ('m', CURRENT_TIMESTAMP)"))
+                conn.execute(text("INSERT INTO programs (merchant_id, name, currency, points_per_unit, rounding, "
+                                  "background_color, foreground_color, label_color, barcode_format, locales, "
+                                  "design_version, design_update_tag, created_at) SELECT id, 'p', 'USD', 1, "
+                                  "'down', '#000000', '#FFFFFF', '#FFFFFF', 'qr', '[]', 1, 999999, CURRENT_TIMESTAMP "
+                                  "FROM merchants"))
+            command.upgrade(alembic_config(url), "head")
+            with engine.begin() as conn:
+                base = conn.scalar(text("SELECT value FROM counters WHERE name = 'update_tag_base'"))
+                seen = conn.scalar(text("SELECT design_update_seen FROM programs"))
+                if engine.dialect.name == "postgresql":
+                    tag = conn.scalar(text("SELECT value + pg_current_xact_id()::text::bigint FROM counters "
+                                           "WHERE name = 'update_tag_base'"))
+                    assert tag > 1_000_000
+                    conn.execute(text("UPDATE programs SET design_update_tag = :tag"), {"tag": tag})
+            assert (base, seen) == (1_000_000, 999_999)
+            command.downgrade(alembic_config(url), "0007")
+            with engine.begin() as conn:
+                counter = conn.scalar(text("SELECT value FROM counters WHERE name = 'pass_updates'"))
+                highest = conn.scalar(text("SELECT max(design_update_tag) FROM programs"))
+            assert counter >= highest and counter >= 1_000_000
+        finally:
+            engine.dispose()
