@@ -69,6 +69,7 @@ class Tally:
     def __init__(self, engine):
         self.statements, self.counting = Counter(), False
         self.begins = self.commits = self.rollbacks = self.checkouts = self.redis = 0
+        self.pre_ping = bool(getattr(engine.pool, "_pre_ping", False))  # a checkout is a round trip only then
         event.listen(engine, "before_cursor_execute", self._statement)
         event.listen(engine, "begin", lambda conn: self._add("begins"))
         event.listen(engine, "commit", lambda conn: self._add("commits"))
@@ -174,10 +175,12 @@ def split_collapsed(path: Path) -> int:
 def report(tally: Tally, counted: int, wall: float, cpu: float, profiler: cProfile.Profile, args) -> None:
     print(f"{machine()}; load average {load_average()}; mode {args.mode}")
     statements = sum(tally.statements.values())
-    pg_trips = statements + tally.begins + tally.commits + tally.rollbacks + tally.checkouts
+    pings = tally.checkouts if tally.pre_ping else 0
+    pg_trips = statements + tally.begins + tally.commits + tally.rollbacks + pings
     print(f"\nPer earn (mean of {counted}): {statements / counted:.2f} SQL statements; BEGIN "
           f"{tally.begins / counted:.2f}, COMMIT {tally.commits / counted:.2f}, ROLLBACK "
-          f"{tally.rollbacks / counted:.2f}, pool checkouts (each a pre-ping SELECT 1) {tally.checkouts / counted:.2f}"
+          f"{tally.rollbacks / counted:.2f}, pool checkouts {tally.checkouts / counted:.2f} "
+          f"({'each' if tally.pre_ping else 'no'} pre-ping SELECT 1)"
           f" -> {pg_trips / counted:.2f} PostgreSQL round trips; Redis commands {tally.redis / counted:.2f}")
     for statement, n in tally.statements.most_common():
         print(f"  {n / counted:5.2f} x {statement}")
