@@ -25,7 +25,9 @@ def make_engine(database_url: str, hide_parameters: bool = True) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+    # No pre-ping (a round trip per checkout): connections are replaced after 5 minutes instead, and one that
+    # died meanwhile (a database restart) fails its request once; SQLAlchemy then invalidates the whole pool.
+    return create_engine(database_url, pool_pre_ping=False, pool_recycle=300, pool_size=10, max_overflow=20,
                          hide_parameters=hide_parameters)
 
 

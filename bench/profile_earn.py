@@ -9,7 +9,10 @@ server: gunicorn's own share is what bench/earn.py's py-spy shows), one at a tim
 3. cProfile on the CPU clock over the same earns: own CPU time grouped by package (framework, marshmallow,
    SQLAlchemy, psycopg, rq and Redis, our code, the rest), and the top functions by cumulative CPU time.
 
-    python -m bench.profile_earn [--earns 1000] [--members 100] [--top 25]
+    python -m bench.profile_earn [--earns 1000] [--members 100] [--top 25] [--mode earn|redeem|get]
+
+`--mode redeem` spends 1 point per request (each member is topped up first), `--mode get` reads the member
+(GET /members/{id}); "earn" in the report then means one request of that mode.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class Tally:
     def __init__(self, engine):
         self.statements, self.counting = Counter(), False
         self.begins = self.commits = self.rollbacks = self.checkouts = self.redis = 0
+        self.pre_ping = bool(getattr(engine.pool, "_pre_ping", False))  # a checkout is a round trip only then
         event.listen(engine, "before_cursor_execute", self._statement)
         event.listen(engine, "begin", lambda conn: self._add("begins"))
         event.listen(engine, "commit", lambda conn: self._add("commits"))
@@ -88,11 +92,16 @@ class Tally:
             self.statements[" ".join(statement.split())[:110]] += 1
 
 
-def earn(client, key: str, member_id: int) -> None:
-    response = client.post(f"/api/v1/members/{member_id}/earn", json={"points": 1},
-                           headers=merchant_headers(key))
-    if response.status_code != 201:
-        raise RuntimeError(f"earn answered {response.status_code}: {response.get_data(as_text=True)[:200]}")
+def earn(client, key: str, member_id: int, mode: str = "earn") -> None:
+    if mode == "get":
+        response = client.get(f"/api/v1/members/{member_id}", headers=merchant_headers(key))
+        expected = 200
+    else:
+        response = client.post(f"/api/v1/members/{member_id}/{mode}", json={"points": 1},
+                               headers=merchant_headers(key))
+        expected = 201
+    if response.status_code != expected:
+        raise RuntimeError(f"{mode} answered {response.status_code}: {response.get_data(as_text=True)[:200]}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--earns", type=int, default=1000)
     parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--mode", choices=("earn", "redeem", "get"), default="earn")
     parser.add_argument("--out", help="write the cProfile stats here (for snakeviz, pstats)")
     parser.add_argument("--collapsed", help="instead: split py-spy's raw output (bench.earn --py-spy) by package")
     args = parser.parse_args(argv)
@@ -118,25 +128,28 @@ def main(argv: list[str] | None = None) -> int:
         program = client.post("/api/v1/programs", json={"name": "Profile"}, headers=auth).get_json()
         ids = [client.post(f"/api/v1/programs/{program['id']}/members", json={"name": f"M {n}"},
                            headers=auth).get_json()["id"] for n in range(args.members)]
+        if args.mode == "redeem":
+            for member_id in ids:
+                client.post(f"/api/v1/members/{member_id}/earn", json={"points": 1_000_000}, headers=auth)
         tally = Tally(engine)
         for n in range(100):  # warm: every statement prepared by psycopg (after 5 runs), caches filled
-            earn(client, key, ids[n % len(ids)])
+            earn(client, key, ids[n % len(ids)], args.mode)
 
         counted = 200
         tally.counting = True
         for n in range(counted):
-            earn(client, key, ids[n % len(ids)])
+            earn(client, key, ids[n % len(ids)], args.mode)
         tally.counting = False
 
         wall0, cpu0 = time.perf_counter(), time.process_time()
         for n in range(args.earns):
-            earn(client, key, ids[n % len(ids)])
+            earn(client, key, ids[n % len(ids)], args.mode)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
 
         profiler = cProfile.Profile(time.process_time)  # CPU, not wall: waiting on a socket is not cost
         profiler.enable()
         for n in range(args.earns):
-            earn(client, key, ids[n % len(ids)])
+            earn(client, key, ids[n % len(ids)], args.mode)
         profiler.disable()
         engine.dispose()
     report(tally, counted, wall, cpu, profiler, args)
@@ -160,12 +173,14 @@ def split_collapsed(path: Path) -> int:
 
 
 def report(tally: Tally, counted: int, wall: float, cpu: float, profiler: cProfile.Profile, args) -> None:
-    print(f"{machine()}; load average {load_average()}")
+    print(f"{machine()}; load average {load_average()}; mode {args.mode}")
     statements = sum(tally.statements.values())
-    pg_trips = statements + tally.begins + tally.commits + tally.rollbacks + tally.checkouts
+    pings = tally.checkouts if tally.pre_ping else 0
+    pg_trips = statements + tally.begins + tally.commits + tally.rollbacks + pings
     print(f"\nPer earn (mean of {counted}): {statements / counted:.2f} SQL statements; BEGIN "
           f"{tally.begins / counted:.2f}, COMMIT {tally.commits / counted:.2f}, ROLLBACK "
-          f"{tally.rollbacks / counted:.2f}, pool checkouts (each a pre-ping SELECT 1) {tally.checkouts / counted:.2f}"
+          f"{tally.rollbacks / counted:.2f}, pool checkouts {tally.checkouts / counted:.2f} "
+          f"({'each' if tally.pre_ping else 'no'} pre-ping SELECT 1)"
           f" -> {pg_trips / counted:.2f} PostgreSQL round trips; Redis commands {tally.redis / counted:.2f}")
     for statement, n in tally.statements.most_common():
         print(f"  {n / counted:5.2f} x {statement}")

@@ -1,7 +1,9 @@
 """`Idempotency-Key` for writes: the first successful response is stored in the same transaction as the work and
 replayed verbatim for a retry; the same key with a different request is 422.
 
-Scope is (merchant, method + route). Only successes are stored: a refused or invalid request wrote nothing, so
+Scope is (merchant, method + route). The key is not looked up before the work: the happy path is one INSERT,
+and a retry does the work again, hits the unique constraint at commit, rolls back and replays (a refused or
+failed retry looks the key up too). Only successes are stored: a refused or invalid request wrote nothing, so
 retrying it is safe and may succeed later. Concurrent duplicates: the loser's insert of the record hits the unique
 constraint, its work is rolled back, and it replays the winner's response; any other unique violation at commit
 is a 409."""
@@ -40,13 +42,16 @@ def idempotent_write(view):
                            {HEADER: ["Invalid length or a control character."]})
         scope = dict(merchant_id=current_caller().merchant_id, endpoint=_endpoint(), key=key)
         fingerprint = _fingerprint()
-        stored = _find(session, scope)
-        if stored is not None:
+        try:  # no look-up first: a known key is rare, and the record's unique constraint catches it at commit
+            response = make_response(view(*args, **kwargs))
+        except Exception:
+            stored = _stored_after_failure(session, scope)
+            if stored is None:
+                raise
             return _replay(stored, fingerprint)
-        response = make_response(view(*args, **kwargs))
         if not 200 <= response.status_code < 300:
-            session.rollback()
-            return response
+            stored = _stored_after_failure(session, scope)
+            return response if stored is None else _replay(stored, fingerprint)
         session.add(IdempotencyRecord(**scope, request_hash=fingerprint, status_code=response.status_code,
                                       response_body=response.get_data(as_text=True)))
         try:
@@ -89,6 +94,13 @@ def _sha256(upload) -> str:
     digest = hashlib.file_digest(upload.stream, "sha256").hexdigest()
     upload.stream.seek(0)
     return digest
+
+
+def _stored_after_failure(session, scope: dict) -> IdempotencyRecord | None:
+    """The view refused (or raised): nothing it did is kept. A stored response for the key still answers, as
+    it would have before the view ran (a retried redeem whose points are spent since replays its success)."""
+    session.rollback()
+    return _find(session, scope)
 
 
 def _find(session, scope: dict) -> IdempotencyRecord | None:

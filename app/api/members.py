@@ -56,7 +56,7 @@ def get_member(member_id):
 def earn(member_id, data):
     """Earn by `amount` (converted by the program's rule) or by `points`. Send an Idempotency-Key."""
     session = db_session()
-    member = members.get_member(session, current_caller().merchant_id, member_id)
+    member = ledger.get_member_for_update(session, current_caller().merchant_id, member_id)
     amount = data.get("amount")
     points = ledger.points_for_amount(member.program, amount) if amount is not None else data["points"]
     entry = ledger.earn_points(session, member, points, amount=amount, reference=data.get("reference"),
@@ -73,7 +73,7 @@ def earn(member_id, data):
 def redeem(member_id, data):
     """Spend `points` or a reward's cost; 409 and nothing written when the member has too few."""
     session = db_session()
-    member = members.get_member(session, current_caller().merchant_id, member_id)
+    member = ledger.get_member_for_update(session, current_caller().merchant_id, member_id)
     reward = programs.get_reward(session, member.program_id, data["reward_id"]) if "reward_id" in data else None
     entry = ledger.redeem_points(session, member, data.get("points"), reward=reward,
                                  reference=data.get("reference"), reason=data.get("reason"))
@@ -89,7 +89,7 @@ def redeem(member_id, data):
 def adjust(member_id, data):
     """A manual correction (goodwill credit, a mistake at the till), with a reason the member can read."""
     session = db_session()
-    member = members.get_member(session, current_caller().merchant_id, member_id)
+    member = ledger.get_member_for_update(session, current_caller().merchant_id, member_id)
     entry = ledger.adjust_points(session, member, data["points"], reason=data["reason"],
                                  reference=data.get("reference"))
     return transaction_json(entry, member)

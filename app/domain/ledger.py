@@ -1,14 +1,16 @@
 """The points ledger: append-only entries; the member's balance is their sum.
 
 Every operation first locks the member row (SELECT ... FOR UPDATE on PostgreSQL; SQLite serialises writers
-with BEGIN IMMEDIATE), so concurrent redeems cannot overspend and balance checks see committed values."""
+with BEGIN IMMEDIATE), so concurrent redeems cannot overspend and balance checks see committed values. A write
+route loads its member already locked (`get_member_for_update`: one statement with the program and its tiers);
+the lock is then taken once per transaction, not again by each operation."""
 
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.domain.errors import Conflict, InsufficientPoints, InvalidInput, NotFound
 from app.domain.passupdates import card_changed
@@ -25,8 +27,43 @@ def points_for_amount(program: Program, amount: Decimal) -> int:
     return int(points)
 
 
+_LOCKED = "ledger_locked_members"  # session.info: (the transaction, ids of the members it locked)
+
+
+def get_member_for_update(session: Session, merchant_id: int, member_id: int) -> Member:
+    """The merchant's member, row-locked until commit, with what an operation and its answer read: the program,
+    its tiers (one statement: the rows a join adds are a handful) and its rewards (a second one)."""
+    member = _lock(session, Member.id == member_id, Member.merchant_id == merchant_id)
+    if member is None:
+        raise NotFound(f"No member {member_id}.")
+    return member
+
+
 def lock_member(session: Session, member: Member) -> Member:
-    return session.get(Member, member.id, with_for_update={"of": Member}, populate_existing=True)
+    """The member with their row locked; a member this transaction already locked is returned as it is."""
+    if member.id in _locked_ids(session):
+        return member
+    return _lock(session, Member.id == member.id)
+
+
+def _lock(session: Session, *where) -> Member | None:
+    member = session.scalars(
+        select(Member).where(*where).with_for_update(of=Member)
+        .options(joinedload(Member.program).joinedload(Program.tiers),
+                 joinedload(Member.program).selectinload(Program.rewards))
+        .execution_options(populate_existing=True)).unique().one_or_none()
+    if member is not None:
+        _locked_ids(session).add(member.id)
+    return member
+
+
+def _locked_ids(session: Session) -> set[int]:
+    """Ids locked in the session's current transaction; a new transaction starts with none."""
+    transaction = session.get_transaction()
+    mark = session.info.get(_LOCKED)
+    if mark is None or mark[0] is not transaction:
+        mark = session.info[_LOCKED] = (transaction, set())
+    return mark[1]
 
 
 def earn_points(session: Session, member: Member, points: int, *, amount: Decimal | None = None,
@@ -69,7 +106,7 @@ def reverse_entry(session: Session, merchant_id: int, entry_id: int, points: int
         raise NotFound(f"No transaction {entry_id}.")
     if original.kind in ("reversal", "expire"):
         raise Conflict(f"A {original.kind} cannot be reversed.")
-    member = lock_member(session, session.get(Member, original.member_id))
+    member = _lock(session, Member.id == original.member_id)
     remaining = abs(original.points) - _already_reversed(session, original.id)
     wanted = remaining if points is None else points
     if remaining <= 0:
@@ -117,7 +154,8 @@ def _append(session: Session, member: Member, kind: str, points: int, *, amount=
     session.add(entry)
     retier(member)
     if points:
-        card_changed(session, member)
+        with session.no_autoflush:  # the member's row is written once, by the flush below, not split in two
+            card_changed(session, member)
     session.flush()
     return entry
 

@@ -6,7 +6,7 @@ import secrets
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.domain.errors import Conflict, InvalidInput, NotFound
 from app.domain.passupdates import card_changed
@@ -16,6 +16,7 @@ from app.models import Member, Program, utcnow
 from passes import Goal
 from passes.strings import FALLBACK_LOCALE, LOCALES
 
+_WITH_TIERS = joinedload(Member.program).joinedload(Program.tiers)  # a handful of rows, one statement fewer
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 
 
@@ -89,14 +90,16 @@ def next_goals(member: Member) -> tuple[Goal | None, Goal | None]:
 
 
 def get_member(session: Session, merchant_id: int, member_id: int) -> Member:
-    member = session.get(Member, member_id)
+    """With the program and its tiers in the same statement: what the member's answer shows reads them."""
+    member = session.get(Member, member_id, options=[_WITH_TIERS])
     if member is None or member.merchant_id != merchant_id:
         raise NotFound(f"No member {member_id}.")
     return member
 
 
 def find_by_barcode(session: Session, merchant_id: int, barcode: str) -> Member:
-    member = session.scalar(select(Member).where(Member.barcode_token == barcode.strip()))
+    member = session.scalars(select(Member).where(Member.barcode_token == barcode.strip())
+                             .options(_WITH_TIERS)).unique().first()
     if member is None or member.merchant_id != merchant_id:
         raise NotFound("No member carries this code.")
     return member

@@ -56,6 +56,24 @@ def test_refused_redeem_can_be_retried_with_the_same_key_once_points_arrive(clie
     assert redeem(client, key, member["id"], idempotency_key="r1", points=10).status_code == 201
 
 
+def test_retried_redeem_replays_its_success_after_the_points_are_spent(client, member_and_key):
+    member, key = member_and_key
+    earn(client, key, member["id"], points=10)
+    first = redeem(client, key, member["id"], idempotency_key="r2", points=10)
+    second = redeem(client, key, member["id"], idempotency_key="r2", points=10)
+    assert first.status_code == second.status_code == 201
+    assert second.get_json() == first.get_json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_used_key_with_an_invalid_body_is_422_for_the_key(client, member_and_key):
+    member, key = member_and_key
+    earn(client, key, member["id"], idempotency_key="k4", points=5)
+    response = earn(client, key, member["id"], idempotency_key="k4", points=-1)
+    assert response.status_code == 422
+    assert "Idempotency-Key" in response.get_json()["errors"]
+
+
 def test_keys_are_scoped_per_merchant(app, client, member_and_key):
     member, key = member_and_key
     _, other_key = make_merchant(app, "Other shop")
