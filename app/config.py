@@ -88,7 +88,7 @@ def load_config(environ: dict | None = None) -> Config:
     env = dict(os.environ if environ is None else environ)
     instance_dir = Path(env.get("PUNCHPASS_INSTANCE", "instance")).resolve()
     host = env.get("HOST", "127.0.0.1")
-    port = _int_setting(env, "PORT", 5000)
+    port = _count_setting(env, "PORT", 5000, minimum=1, maximum=65535)
     public_base_url = _url_setting(env, "PUBLIC_BASE_URL", f"http://{host}:{port}").rstrip("/")
     _check_web_service_scheme(public_base_url, _bool_setting(env, "APPLE_ALLOW_HTTP_WEB_SERVICE"))
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'punchpass.db'}"
@@ -229,7 +229,7 @@ def _existing_file(env: dict, name: str) -> Path:
     return path
 
 
-def _int_setting(env: dict, name: str, default: int) -> int:
+def _count_setting(env: dict, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
     raw = env.get(name)
     if raw in (None, ""):
         return default
@@ -237,21 +237,9 @@ def _int_setting(env: dict, name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
-    if not 0 < value < 65536:
-        raise ConfigError(f"{name}: expected a port between 1 and 65535, got {value}")
-    return value
-
-
-def _count_setting(env: dict, name: str, default: int, minimum: int = 1) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name}: expected at least {minimum}, got {value}")
+    if value < minimum or (maximum is not None and value > maximum):
+        expected = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigError(f"{name}: expected {expected}, got {value}")
     return value
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import stop
+
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 2
@@ -55,12 +57,7 @@ def gunicorn_port(test_env, tmp_path):
         wait_until_serving(process, port, log)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def test_health_answers_within_a_second_while_idle_connections_are_open(gunicorn_port):

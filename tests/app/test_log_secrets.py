@@ -20,6 +20,7 @@ from app.models import DeviceRegistration
 from app.services import services
 from tests.app.test_gunicorn import GUNICORN, PROJECT_ROOT, free_port
 from tests.factories import make_member, make_merchant, make_program
+from tests.processes import stop
 
 PUNCHPASS = os.path.join(os.path.dirname(sys.executable), "punchpass")
 
@@ -52,12 +53,7 @@ def run_and_read_log(command: list[str], env: dict, port: int, paths: list[str],
     try:
         statuses = [get_until_served(port, path, process) for path in paths]
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
     assert statuses[0] == 200, log.read_text()
     return log.read_text()
 

@@ -15,7 +15,9 @@ from app import create_app
 from app.config import ConfigError, load_config
 from app.services import services
 from tests.app.test_gunicorn import GUNICORN, PROJECT_ROOT, free_port, wait_until_serving
-from tests.factories import assert_problem, earn, make_member, make_merchant, make_program, redeem
+from tests.factories import assert_problem, auth, earn, make_member, make_merchant, make_program, redeem
+from tests.processes import stop
+from tests.workers.test_wallet_push import Device
 from workers.apns import _log_results
 from workers.apns_results import PushResult
 
@@ -47,6 +49,8 @@ def test_metrics_from_loopback_count_earns_redeems_and_time_requests(metrics_app
     client = metrics_app.test_client()
     _, key = make_merchant(metrics_app)
     member = make_member(client, key, make_program(client, key)["id"])
+    device = Device(client, client.get(f"/api/v1/members/{member['id']}/pass.pkpass", headers=auth(key)).data)
+    assert device.register().status_code == 201  # a card on a device: its earns queue pushes
     before = scrape(client)
 
     assert earn(client, key, member["id"], idempotency_key="order-1", points=40).status_code == 201
@@ -148,8 +152,7 @@ def test_gunicorn_workers_add_up_in_one_scrape(test_env, tmp_path):
         histogram_files = sorted(metrics_dir.glob("histogram_*.db"))
         assert histogram_files, list(metrics_dir.iterdir())
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -177,8 +180,7 @@ def test_gunicorn_makes_a_samples_directory_and_removes_it_on_exit(test_env, tmp
         [made] = temp.glob("punchpass-metrics-*")
         assert list(made.glob("histogram_*.db"))
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
     assert not list(temp.iterdir())
 
 
