@@ -20,7 +20,7 @@ from app.card_assets import CardAssetsCache
 from app.cards import card_settings_fingerprint, load_signer, signer_id
 from app.config import DEV_SECRET_KEY, Config, ConfigError, load_config
 from app.db import make_engine, make_session_factory
-from app.domain.passupdates import card_settings_changed
+from app.domain.passupdates import card_settings_changed, catch_up_update_tags
 from app.errors import apiflask_error_processor, register_error_handlers
 from app.headers import add_security_headers
 from app.health import warn_about_expiring_certificates
@@ -107,6 +107,8 @@ def _reissue_cards_after_a_settings_change(sessions: sessionmaker[Session], conf
     since the last start, every card gets a new version and every registered device a push."""
     with sessions() as session:
         try:
+            catch_up_update_tags(session)  # after a restore, new update tags must start above the stored ones
+            session.commit()
             changed = card_settings_changed(session, card_settings_fingerprint(config))
             session.commit()
         except IntegrityError:  # another process starting at the same moment did it

@@ -76,13 +76,23 @@ def deliver_due_job() -> None:
     enqueue_fanouts(Queue(FANOUT_QUEUE_NAME, connection=redis), fanouts)
 
 
+_LIVE_JOB_STATES = {"queued", "started", "scheduled", "deferred"}
+
+
 def enqueue_fanouts(queue: Queue, event_ids: list[int]) -> None:
-    """One job per program fan-out on the lower-priority queue, unless its job is already there or running."""
+    """One job per program fan-out on the lower-priority queue, unless its job is already waiting or running. A
+    failed or finished job of the same id (a killed worker leaves one for `failure_ttl`) is replaced, or the
+    sweep could never hand the event over again. No rq timeout: a fan-out to a million devices outlasts rq's
+    default 180 s, and the outbox lease and cursor already bound and resume it."""
     for event_id in event_ids:
         job_id = f"outbox-{event_id}"
-        if not Job.exists(job_id, connection=queue.connection):
-            queue.enqueue_call("workers.jobs.deliver", args=(event_id,), job_id=job_id, result_ttl=0,
-                               failure_ttl=86400)
+        if Job.exists(job_id, connection=queue.connection):
+            job = Job.fetch(job_id, connection=queue.connection)
+            if job.get_status(refresh=False) in _LIVE_JOB_STATES:
+                continue
+            job.delete()
+        queue.enqueue_call("workers.jobs.deliver", args=(event_id,), job_id=job_id, result_ttl=0,
+                           failure_ttl=86400, timeout=-1)
 
 
 def connect_rq(app: Flask) -> RQDispatcher | None:

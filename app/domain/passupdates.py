@@ -17,10 +17,10 @@ device's download."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, literal_column, select, update
+from sqlalchemy import BigInteger, func, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Counter, DeviceRegistration, InstanceState, Member, OutboxEvent, Program, utcnow
@@ -37,7 +37,7 @@ def card_changed(session: Session, member: Member, notify: bool = True) -> None:
     outbox."""
     member.pass_update_tag, member.pass_update_seen = next_update_tag(session, Member, member.id)
     member.pass_previous_updated_at = member.pass_updated_at if member.pass_version else None
-    member.pass_updated_at = utcnow()
+    member.pass_updated_at = _later_than(member.pass_updated_at)
     member.pass_version = (member.pass_version or 0) + 1
     if notify and _has_devices(session, member.id):  # no device, nobody to push (_has_devices: why)
         session.add(OutboxEvent(kind=APPLE_PUSH, member_id=member.id, program_id=member.program_id,
@@ -64,7 +64,7 @@ def design_changed(session: Session, program: Program) -> None:
     worker pushes the devices."""
     program.design_update_tag, program.design_update_seen = next_update_tag(session, Program, program.id)
     program.design_previous_updated_at = program.design_updated_at
-    program.design_updated_at = utcnow()
+    program.design_updated_at = _later_than(program.design_updated_at)
     program.design_version = (program.design_version or 0) + 1
     session.add(OutboxEvent(kind=PROGRAM_REFRESH, program_id=program.id,
                             payload={"design_version": program.design_version}))
@@ -112,6 +112,19 @@ def next_update_tag(session: Session, table: type[Member] | type[Program], row_i
                base + _xid8("pg_snapshot_xmin(pg_current_snapshot())") - 1)
         .where(table.id == row_id).with_for_update(key_share=True)).one()
     return UpdateTag(*row)
+
+
+def catch_up_update_tags(session: Session) -> None:
+    """After a restore into a new PostgreSQL cluster, transaction ids start low again, and base + id would fall
+    below tags devices already hold: they would never see another change. Raise the base so new tags start above
+    every tag stored. In normal operation every stored tag is below base + the current id, so nothing changes
+    (and in-flight transactions keep their tags below the horizon). Run at start-up."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    stored = func.greatest(select(func.coalesce(func.max(Member.pass_update_tag), 0)).scalar_subquery(),
+                           select(func.coalesce(func.max(Program.design_update_tag), 0)).scalar_subquery())
+    session.execute(update(Counter).where(Counter.name == UPDATE_TAG_BASE).values(
+        value=func.greatest(Counter.value, stored - _xid8("pg_current_xact_id()") + 1)))
 
 
 def update_tag_horizon(session: Session) -> int | None:
@@ -164,6 +177,13 @@ def _change_times(member: Member) -> list[datetime]:
     times = (member.pass_updated_at, member.pass_previous_updated_at, program.design_updated_at,
              program.design_previous_updated_at)
     return sorted(filter(None, times), reverse=True)
+
+
+def _later_than(previous: datetime | None) -> datetime:
+    """Now, or a microsecond after the previous change if this server's clock is behind the one that made it:
+    change times must grow under the row lock, whatever the clocks of several web servers say."""
+    now = utcnow()
+    return max(now, previous + timedelta(microseconds=1)) if previous is not None else now
 
 
 def _whole_second(moment: datetime) -> datetime:

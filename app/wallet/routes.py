@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from app.cards import pkpass_response
 from app.domain.devices import is_push_token, record_device_logs, register_device, unregister_device, updated_serials
+from app.domain.ledger import lock_member
 from app.domain.members import apply_personalization
 from app.domain.passupdates import last_modified, unchanged_since
 from app.models import Member, utcnow
@@ -90,9 +91,10 @@ def personalize(pass_type_id: str, serial: str):
     except ValueError as error:
         return _plain(400, str(error))
     session = db_session()
+    member = lock_member(session, member)  # an earn at the same moment must not be overwritten from a stale read
     if member.personalized_at is None:
         apply_personalization(session, member, info)
-        session.commit()
+    session.commit()
     return Response(services().signer.sign(token.encode()), status=200, mimetype="application/octet-stream")
 
 

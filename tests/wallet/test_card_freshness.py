@@ -186,3 +186,19 @@ def test_new_public_base_url_reaches_cards_already_installed(private_env):
 
 def _pass_json(pkpass: bytes) -> dict:
     return json.loads(zipfile.ZipFile(io.BytesIO(pkpass)).read("pass.json"))
+
+
+def test_a_web_server_with_a_slow_clock_cannot_hide_an_earn_behind_304(app):
+    """Two web servers' clocks disagree: the second earn is stamped by one that runs 5 s behind. Change times
+    still grow under the row lock, so the device holding the first earn's pass gets the second."""
+    with time_machine.travel(NOON, tick=False) as clock:
+        client, key, _, member = _new_card(app)
+        clock.shift(10)
+        earn(client, key, member["id"], points=1)
+        clock.shift(3)
+        device = Device(client, member, key)
+        device.download()
+        clock.shift(-5)  # the next request lands on the server whose clock is behind
+        earn(client, key, member["id"], points=2)
+        clock.shift(6)
+        assert device.download().status_code == 200 and device.shows[0] == 3

@@ -121,3 +121,26 @@ def _empty_queues(dispatcher: RQDispatcher) -> RQDispatcher:
     Queue(FANOUT_QUEUE_NAME, connection=dispatcher.redis).empty()
     dispatcher.redis.delete(BATCH_QUEUED)
     return dispatcher
+
+
+@needs_redis
+def test_a_fan_out_whose_job_failed_is_handed_over_again(redis_app):
+    """A worker killed mid-fan-out leaves a failed job under the event's job id for a day; the sweep must still
+    be able to enqueue the event again, or the design change would reach no device until then."""
+    from rq import Queue
+    from rq.job import JobStatus
+
+    from workers.queue import FANOUT_QUEUE_NAME, enqueue_fanouts
+    live = RQDispatcher(REDIS_URL)
+    queue = Queue(FANOUT_QUEUE_NAME, connection=live.redis)
+    queue.empty()
+    enqueue_fanouts(queue, [987654321])
+    job = queue.fetch_job("outbox-987654321")
+    job.set_status(JobStatus.FAILED)
+    queue.remove(job)
+
+    enqueue_fanouts(queue, [987654321])
+
+    assert queue.fetch_job("outbox-987654321").get_status() == JobStatus.QUEUED
+    assert "outbox-987654321" in queue.job_ids
+    queue.empty()
