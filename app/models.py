@@ -137,12 +137,15 @@ class Reward(Base):
 class Member(Base):
     """Tokens are random and never change: the serial and the Apple token must stay stable across updates."""
     __tablename__ = "members"
-    __table_args__ = (UniqueConstraint("program_id", "external_id"),)
+    __table_args__ = (UniqueConstraint("program_id", "external_id"),
+                      Index("ix_members_merchant_email", "merchant_id", "email"),
+                      Index("ix_members_merchant_phone", "merchant_id", "phone"))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)  # E.164 when given, for the counter's search
     external_id: Mapped[str | None] = mapped_column(String(120), nullable=True)
     locale: Mapped[str] = mapped_column(String(8), default=FALLBACK_LOCALE)
     referral_code: Mapped[str] = mapped_column(String(16), unique=True)

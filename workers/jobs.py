@@ -9,10 +9,12 @@ import os
 import random
 import socket
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import Flask
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app import create_app
 from app.domain.outbox import due_event_ids
@@ -62,11 +64,12 @@ def deliver_due_pushes(app: Flask, limit: int = BATCH_LIMIT) -> Counter:
 
 
 def deliver_everything_due(app: Flask) -> Counter:
-    """Card pushes first, then each due program fan-out, draining the card pushes again after each one."""
+    """Card pushes first, then every other due event (fan-outs, webhooks, ...), draining the card pushes again
+    after each one."""
     outcomes = deliver_due_pushes(app)
     with app.app_context(), services(app).sessions() as session:
-        fanouts = due_event_ids(session, kind=PROGRAM_REFRESH)
-    for event_id in fanouts:
+        others = due_event_ids(session, exclude_kind=APPLE_PUSH)
+    for event_id in others:
         outcomes[deliver_event(app, event_id)] += 1
         outcomes.update(deliver_due_pushes(app))
     return outcomes
@@ -102,8 +105,11 @@ def deliver_event(app: Flask, event_id: int) -> str:
         event = _lease(session, event_id)
         if event is None:
             return "not due"  # delivered, dead, leased by another worker, or waiting for its retry time
+        handler = HANDLERS.get(event.kind)
+        if handler is None:
+            return _bury(session, event_id, f"no handler for outbox kind {event.kind!r}")
         try:
-            wallet_push.refresh_program(session, event, between_batches=lambda: _deliver_pushes_meanwhile(app))
+            handler(app, session, event)
         except RetryLater as error:
             return _retry_or_bury(session, event_id, str(error))
         except DeliveryFailed as error:
@@ -114,6 +120,15 @@ def deliver_event(app: Flask, event_id: int) -> str:
             return _retry_or_bury(session, event_id, f"{type(error).__name__}: {error}")
         _finish(session, event_id, delivered_at=utcnow(), last_error=None)
         return "delivered"
+
+
+def _refresh_program(app: Flask, session: Session, event: OutboxEvent) -> None:
+    wallet_push.refresh_program(session, event, between_batches=lambda: _deliver_pushes_meanwhile(app))
+
+
+# How each kind of single event is delivered: (app, session, the leased event) -> None, raising RetryLater
+# (try again with backoff) or DeliveryFailed (dead letter). Card pushes (APPLE_PUSH) go in batches instead.
+HANDLERS: dict[str, Callable[[Flask, Session, OutboxEvent], None]] = {PROGRAM_REFRESH: _refresh_program}
 
 
 def _deliver_pushes_meanwhile(app: Flask) -> None:

@@ -19,7 +19,7 @@ from rq.job import Job
 from app import create_app
 from app.config import Config
 from app.domain.outbox import due_event_ids
-from app.domain.passupdates import PROGRAM_REFRESH
+from app.domain.passupdates import APPLE_PUSH, PROGRAM_REFRESH
 from app.domain.retention import prune_expired
 from app.models import utcnow
 from app.services import app_config, db_session, services
@@ -72,8 +72,11 @@ def deliver_due_job() -> None:
         log.info("card pushes: %s", dict(outcomes))
     with app.app_context():
         fanouts = due_event_ids(db_session(), kind=PROGRAM_REFRESH)
+        others = [event_id for event_id in due_event_ids(db_session(), exclude_kind=APPLE_PUSH)
+                  if event_id not in set(fanouts)]
         db_session().commit()
     enqueue_fanouts(Queue(FANOUT_QUEUE_NAME, connection=redis), fanouts)
+    enqueue_fanouts(Queue(QUEUE_NAME, connection=redis), others)  # webhooks, FCM, ...: one job each
 
 
 _LIVE_JOB_STATES = {"queued", "started", "scheduled", "deferred"}
