@@ -8,6 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
+from app import create_app
 from app.config import ConfigError, load_config
 from app.encryption import UnsealError, derive_key, seal, unseal
 from app.service_accounts import GOOGLE_TOKEN_URI
@@ -211,3 +212,11 @@ def test_the_google_key_file_is_the_fallback(test_env, tmp_path):
     assert load_config({**test_env, "GOOGLE_SERVICE_ACCOUNT_FILE": str(google)}).fcm.service_account_file == google
     both = load_config({**test_env, "GOOGLE_SERVICE_ACCOUNT_FILE": str(google), "FCM_SERVICE_ACCOUNT_FILE": str(fcm)})
     assert both.fcm.service_account_file == fcm
+
+
+def test_a_changed_key_setting_is_reported_at_start(test_env, client, shop, caplog):
+    client.put("/api/v1/fcm/credentials", json=_google_account(), headers=auth(shop["key"]))
+    with caplog.at_level(logging.ERROR):
+        other = create_app(load_config({**test_env, "FCM_CREDENTIALS_KEY": "another-key-" * 4}), testing=True)
+    services(other).engine.dispose()
+    assert "FCM_CREDENTIALS_KEY: the FCM credentials of" in caplog.text
