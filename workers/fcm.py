@@ -30,7 +30,8 @@ def send_notification(app: Flask, session: Session, event: OutboxEvent) -> None:
     notice = notice_for(body["type"], body["data"], member.locale) if member else None
     tokens = fcm.member_tokens(session, member.id) if notice else []
     if "owed" in event.payload:  # a retry: only the tokens that have not had it, and are still registered
-        tokens = [token for token in tokens if token in set(event.payload["owed"])]
+        owed = set(event.payload["owed"])
+        tokens = [token for token in tokens if token in owed]
     if not tokens:
         return
     owner, account = _credentials(app, session, merchant_id)

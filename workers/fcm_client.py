@@ -1,7 +1,7 @@
 """The one module that talks to Firebase Cloud Messaging, through firebase-admin: one firebase App per service-
 account key (the merchant's own or the instance's), kept while the key stays the same, so its OAuth token is
-cached until it expires. The OAuth endpoint is the key's `token_uri`; TLS trust is requests' (`REQUESTS_CA_BUNDLE`
-/ `SSL_CERT_FILE`).
+cached until it expires. The OAuth endpoint is the key's `token_uri`. Both go through requests, so TLS trust is
+requests' own: `REQUESTS_CA_BUNDLE` (then `CURL_CA_BUNDLE`), e.g. a local fake's CA.
 
 FCM_BASE_URL: firebase-admin has no setting for the FCM host (its maintainers decline one), so for another host
 the messaging service's URL attribute is replaced here, and nowhere else. This reaches into firebase-admin 7's

@@ -226,3 +226,4 @@ def test_the_token_is_cached_across_sends(shop, fake_fcm):
         member, _ = shop.member()
         deliver_event(shop.app, shop.reach_gold(member))
     assert fake_fcm.token_requests - before == 1
+
