@@ -10,11 +10,13 @@ from urllib.parse import urlsplit
 
 import limits
 
+from app.service_accounts import ServiceAccountError, service_account_from_json
 from passes.storecard import check_nfc
 
 DEV_PASS_TYPE_ID = "pass.dev.punchpass"
 DEV_TEAM_ID = "PUNCHDEV01"
 APNS_PRODUCTION_URL = "https://api.push.apple.com"  # Apple: Wallet push tokens are production tokens
+FCM_GOOGLE_URL = "https://fcm.googleapis.com"  # the adapter posts to {FCM_BASE_URL}/v1/projects/{p}/messages:send
 
 
 class ConfigError(Exception):
@@ -56,6 +58,17 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class FcmConfig:
+    """Notifications to merchants' own apps (workers/fcm.py)."""
+    base_url: str = FCM_GOOGLE_URL  # FCM_BASE_URL: another host only for a local fake
+    # FCM_SERVICE_ACCOUNT_FILE, else GOOGLE_SERVICE_ACCOUNT_FILE: the instance's Firebase key, used for merchants
+    # that uploaded none (a single-merchant deployment)
+    service_account_file: Path | None = None
+    # FCM_CREDENTIALS_KEY, else SECRET_KEY: what merchants' uploaded keys are encrypted with (app/encryption.py)
+    credentials_secret: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str
     redis_url: str | None
@@ -72,6 +85,7 @@ class Config:
     max_devices_per_pass: int = 10  # MAX_DEVICES_PER_PASS: a new registration beyond it replaces the oldest
     metrics_token: str | None = field(default=None, repr=False)  # METRICS_TOKEN: /metrics from outside loopback
     metrics_multiproc_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR: gunicorn.conf.py sets it
+    fcm: FcmConfig = field(default_factory=FcmConfig)
 
     @property
     def web_service_url(self) -> str:
@@ -94,6 +108,7 @@ def load_config(environ: dict | None = None) -> Config:
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'punchpass.db'}"
     if "://" not in database_url:
         raise ConfigError(f"DATABASE_URL: expected a URL such as postgresql://user@host/db, got {database_url!r}")
+    secret_key = _secret_key(env, public_base_url)
     redis_url = env.get("REDIS_URL") or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"REDIS_URL: expected redis://host:port/db, got {redis_url!r}")
@@ -105,14 +120,34 @@ def load_config(environ: dict | None = None) -> Config:
         public_base_url=public_base_url,
         instance_dir=instance_dir,
         apple=_apple_config(env, instance_dir),
-        secret_key=_secret_key(env, public_base_url),
+        secret_key=secret_key,
         rate_limits=_rate_limits(env),
         trusted_proxies=_count_setting(env, "TRUSTED_PROXIES", 0, minimum=0),
         retention=_retention(env),
         max_devices_per_pass=_count_setting(env, "MAX_DEVICES_PER_PASS", 10),
         metrics_token=_metrics_token(env),
         metrics_multiproc_dir=_existing_dir(env, "PROMETHEUS_MULTIPROC_DIR"),
+        fcm=_fcm_config(env, secret_key),
     )
+
+
+def _fcm_config(env: dict, secret_key: str) -> FcmConfig:
+    """The instance's Firebase key is read and checked now, not at the first notification."""
+    name = "FCM_SERVICE_ACCOUNT_FILE" if env.get("FCM_SERVICE_ACCOUNT_FILE") else "GOOGLE_SERVICE_ACCOUNT_FILE"
+    path = Path(env[name]).expanduser() if env.get(name) else None
+    if path is not None:
+        try:
+            service_account_from_json(path.read_bytes())
+        except OSError as error:
+            raise ConfigError(f"{name}: cannot read {str(path)!r} ({error.strerror})") from None
+        except ServiceAccountError as error:
+            raise ConfigError(f"{name}: not a usable service-account key file: {error}") from None
+    own_key = env.get("FCM_CREDENTIALS_KEY") or ""
+    if own_key and len(own_key) < 32:
+        raise ConfigError("FCM_CREDENTIALS_KEY: expected at least 32 characters, e.g. the output of "
+                          "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+    return FcmConfig(base_url=_url_setting(env, "FCM_BASE_URL", FCM_GOOGLE_URL).rstrip("/"),
+                     service_account_file=path, credentials_secret=own_key or secret_key or DEV_SECRET_KEY)
 
 
 def _metrics_token(env: dict) -> str | None:

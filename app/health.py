@@ -63,6 +63,8 @@ def settings_summary(config: Config) -> dict[str, str]:
         "RETENTION_DAYS": f"idempotency {retention.idempotency_days}, outbox {retention.outbox_days}, "
                           f"device logs {retention.device_log_days} (at most {retention.device_log_max_lines} lines)",
         "MAX_DEVICES_PER_PASS": str(config.max_devices_per_pass),
+        "FCM_BASE_URL": config.fcm.base_url,
+        "FCM_SERVICE_ACCOUNT_FILE": str(config.fcm.service_account_file or "(unset: merchants upload their own)"),
     }
 
 

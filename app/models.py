@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.db import Base
 from passes.strings import FALLBACK_LOCALE, LOCALES
 
+MAX_FCM_TOKEN_LENGTH = 1024  # fcm_devices.token; FCM registration tokens are about 160 to 250 characters
 MAX_PUSH_TOKEN_LENGTH = 200  # device_registrations.push_token; app/domain/devices.py checks tokens against it
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -275,3 +276,28 @@ class InstanceState(Base):
     __tablename__ = "instance_state"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
+
+
+class FcmDevice(Base):
+    """A merchant app's FCM registration token, on the member signed in to the app. A token is one app install:
+    registered again for another member of the merchant, it moves (the unique constraint), never duplicates."""
+    __tablename__ = "fcm_devices"
+    __table_args__ = (UniqueConstraint("merchant_id", "token"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    token: Mapped[str] = mapped_column(String(MAX_FCM_TOKEN_LENGTH))
+    platform: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class FcmCredentials(Base):
+    """A merchant's own Firebase service-account key, sealed (app/encryption.py); the project and account are
+    kept in clear to show what is configured without opening the key."""
+    __tablename__ = "fcm_credentials"
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(128))
+    client_email: Mapped[str] = mapped_column(String(254))
+    sealed_key: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -11,6 +11,7 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
 from app.domain.ledger import MAX_POINTS, ROUNDING
+from app.service_accounts import PROJECT_ID_PATTERN
 from app.untrusted import MAX_ID
 from passes.images import UPLOAD_KINDS
 from passes.storecard import BARCODE_FORMATS
@@ -307,3 +308,66 @@ class PageQuery(Schema):
 class TransactionPage(Schema):
     data = List(Nested(TransactionOut))
     next_before = Integer(allow_none=True)
+
+
+FCM_TOKEN_PATTERN = r"^[A-Za-z0-9_:.-]{16,1024}$"  # FCM registration tokens: base64url with ':' (≈160-250 chars)
+
+
+def _matching(pattern: str, error: str) -> dict:
+    """A string field's check by one regex, whole string only (Regexp's `$` also takes a trailing newline), and
+    the same regex in /openapi.json."""
+    def check(value: str) -> None:
+        if not re.fullmatch(pattern, value):
+            raise ValidationError(error)
+    return {"validate": check, "metadata": {"pattern": pattern}}
+
+
+_FCM_TOKEN = _matching(FCM_TOKEN_PATTERN, "Must be an FCM registration token: 16 to 1024 letters, digits and "
+                                          "- _ : . characters.")
+
+
+class DeviceIn(Schema):
+    token = String(required=True, validate=_FCM_TOKEN["validate"], metadata={
+        **_FCM_TOKEN["metadata"], "description": "The FCM registration token the merchant's app got from Firebase"})
+    platform = String(required=True, validate=OneOf(("android", "ios", "web")))
+
+
+class DevicePath(Schema):
+    member_id = Integer(required=True)
+    token = String(required=True, **_FCM_TOKEN)
+
+
+class DeviceOut(Schema):
+    member_id = Integer()
+    token = String()
+    platform = String()
+    created_at = DateTime()
+    updated_at = DateTime()
+
+
+class FcmCredentialsIn(Schema):
+    """The service-account key file from the Firebase console (Project settings > Service accounts), as is.
+    Fields google-auth does not read are dropped."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    type = String(required=True, validate=OneOf(("service_account",)))
+    project_id = String(required=True, **_matching(PROJECT_ID_PATTERN, "Must be a Google Cloud project id."))
+    private_key = String(required=True, validate=Length(1, 16_000),
+                         metadata={"description": "PEM RSA private key; stored encrypted, never returned"})
+    client_email = Email(required=True, validate=Length(max=254))
+    private_key_id = String(validate=Length(max=200))
+    client_id = String(validate=Length(max=200))
+    token_uri = String(validate=Length(max=500), metadata={
+        "description": "Google's token endpoint; another one only when FCM_BASE_URL points to a local fake"})
+    auth_uri = String(validate=Length(max=500))
+    auth_provider_x509_cert_url = String(validate=Length(max=500))
+    client_x509_cert_url = String(validate=Length(max=500))
+    universe_domain = String(validate=Length(max=200))
+
+
+class FcmCredentialsOut(Schema):
+    project_id = String()
+    client_email = String()
+    updated_at = DateTime()

@@ -27,10 +27,12 @@ KNOWN_ENDPOINTS = {
     ("POST", "members.reverse"), ("POST", "members.adjust"), ("GET", "members.transactions"),
     ("GET", "members.member_pass"),
     ("POST", "checkout.lookup"),
+    ("POST", "fcm.register_device"), ("DELETE", "fcm.remove_device"),
 }
 
 # Routes that only create the caller's own data and take no other object's id: nothing to isolate.
-OWN_DATA_ONLY = {("POST", "programs.create_program")}
+OWN_DATA_ONLY = {("POST", "programs.create_program"), ("PUT", "fcm.put_credentials"),
+                 ("GET", "fcm.get_credentials"), ("DELETE", "fcm.delete_credentials")}
 
 
 def test_route_walk_finds_every_known_merchant_route(app):
@@ -97,7 +99,7 @@ def make_tenant_with_history(app, client) -> dict:
 def tenant_ids(tenant: dict) -> dict:
     """Each path parameter of the merchant API -> the value that names one of the tenant's objects."""
     return {"program_id": tenant["program"]["id"], "member_id": tenant["member"]["id"],
-            "transaction_id": tenant["transaction"]["id"], "kind": "logo"}
+            "transaction_id": tenant["transaction"]["id"], "kind": "logo", "token": "fcm-token-of-the-tenant-0001"}
 
 
 def write_bodies(tenant: dict) -> dict:
@@ -113,6 +115,7 @@ def write_bodies(tenant: dict) -> dict:
         "members.reverse": {"json": {}},
         "members.adjust": {"json": {"points": 500, "reason": "Planted credit"}},
         "checkout.lookup": {"json": {"barcode": tenant["member"]["barcode_value"]}},
+        "fcm.register_device": {"json": {"token": "fcm-token-of-the-rival-0001", "platform": "android"}},
     }
 
 
