@@ -10,6 +10,7 @@ from apiflask import HTTPTokenAuth
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.domain.ledger import Actor
 from app.models import ApiKey, utcnow
 from app.services import db_session
 
@@ -26,6 +27,12 @@ class Caller:
     merchant_id: int
     scope: str
     key_id: int
+    store: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """The caller as the ledger records it on every entry."""
+        return Actor(api_key_id=self.key_id, store=self.store, admin=self.scope == "admin")
 
 
 def hash_api_key(raw_key: str) -> str:
@@ -63,7 +70,7 @@ def _verify_token(token: str) -> Caller | None:
     """Looked up on every request, never cached: a revocation takes effect at once on every process."""
     if not token:
         return None
-    key = db_session().execute(select(ApiKey.merchant_id, ApiKey.scope, ApiKey.id)  # columns: no ORM object
+    key = db_session().execute(select(ApiKey.merchant_id, ApiKey.scope, ApiKey.id, ApiKey.store)  # no ORM object
                                .where(ApiKey.key_hash == hash_api_key(token), ApiKey.revoked_at.is_(None))).first()
     return Caller(*key) if key else None
 
