@@ -72,6 +72,8 @@ class Config:
     max_devices_per_pass: int = 10  # MAX_DEVICES_PER_PASS: a new registration beyond it replaces the oldest
     metrics_token: str | None = field(default=None, repr=False)  # METRICS_TOKEN: /metrics from outside loopback
     metrics_multiproc_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR: gunicorn.conf.py sets it
+    # WEBHOOKS_ALLOW_PRIVATE_TARGETS: http, loopback and private addresses allowed (never link-local/metadata)
+    webhooks_allow_private_targets: bool = False
 
     @property
     def web_service_url(self) -> str:
@@ -112,6 +114,7 @@ def load_config(environ: dict | None = None) -> Config:
         max_devices_per_pass=_count_setting(env, "MAX_DEVICES_PER_PASS", 10),
         metrics_token=_metrics_token(env),
         metrics_multiproc_dir=_existing_dir(env, "PROMETHEUS_MULTIPROC_DIR"),
+        webhooks_allow_private_targets=_bool_setting(env, "WEBHOOKS_ALLOW_PRIVATE_TARGETS"),
     )
 
 

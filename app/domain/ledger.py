@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from app.domain.errors import Conflict, InsufficientPoints, InvalidInput, NotFound
+from app.domain.event_data import transaction_event
+from app.domain.events import emit
 from app.domain.passupdates import card_changed
 from app.domain.tiers import retier
 from app.models import LedgerEntry, Member, Program, Reward
@@ -71,7 +73,9 @@ def earn_points(session: Session, member: Member, points: int, *, amount: Decima
     _check_points(points, allow_zero=amount is not None)
     member = lock_member(session, member)
     member.lifetime_points += points
-    return _append(session, member, kind, points, amount=amount, reference=reference, reason=reason)
+    entry = _append(session, member, kind, points, amount=amount, reference=reference, reason=reason)
+    emit(session, **transaction_event("points.earned", entry, member))
+    return entry
 
 
 def redeem_points(session: Session, member: Member, points: int | None = None, *, reward: Reward | None = None,
@@ -82,8 +86,12 @@ def redeem_points(session: Session, member: Member, points: int | None = None, *
     member = lock_member(session, member)
     if cost > member.available_points:
         raise InsufficientPoints(f"This needs {cost} points; the member has {member.available_points} available.")
-    return _append(session, member, "redeem", -cost, reward=reward, reference=reference,
-                   reason=reason or (reward.name if reward else None))
+    entry = _append(session, member, "redeem", -cost, reward=reward, reference=reference,
+                    reason=reason or (reward.name if reward else None))
+    emit(session, **transaction_event("points.redeemed", entry, member))
+    if reward is not None:
+        emit(session, **transaction_event("reward.redeemed", entry, member, reward_name=reward.name))
+    return entry
 
 
 def adjust_points(session: Session, member: Member, points: int, *, reason: str,
@@ -120,8 +128,11 @@ def reverse_entry(session: Session, merchant_id: int, entry_id: int, points: int
             retier(member, may_lower=True)  # the tier these points reached is taken back with them
         entry = _append(session, member, "reversal", -taken, reference=reference, reverses=original,
                         shortfall=wanted - taken)
+        emit(session, **transaction_event("points.reversed", entry, member, shortfall=wanted - taken))
         return entry, wanted - taken
-    return _append(session, member, "reversal", wanted, reference=reference, reverses=original), 0
+    entry = _append(session, member, "reversal", wanted, reference=reference, reverses=original)
+    emit(session, **transaction_event("points.reversed", entry, member, shortfall=0))
+    return entry, 0
 
 
 def entries_for(session: Session, member: Member, before_id: int | None, limit: int) -> list[LedgerEntry]:
