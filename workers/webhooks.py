@@ -127,6 +127,11 @@ class WebhookSender:
             raise OSError(f"{host} resolves to no address")
         return addresses[0]
 
+    def close(self) -> None:
+        """Close this thread's kept-alive connections."""
+        for key in list(self._pool()):
+            self._drop(key)
+
     def _connection(self, key: tuple, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
         pool = self._pool()
         if not fresh and key in pool:
@@ -174,6 +179,12 @@ def sender(allow_private: bool) -> WebhookSender:
     if allow_private not in _senders:
         _senders[allow_private] = WebhookSender(allow_private)
     return _senders[allow_private]
+
+
+def close_senders() -> None:
+    """Close the calling thread's kept-alive connections (tests, before their receivers go away)."""
+    for each in _senders.values():
+        each.close()
 
 
 def fan_out(app: Flask, session: Session, event: OutboxEvent) -> None:
