@@ -7,6 +7,9 @@ from __future__ import annotations
 import uuid
 from io import BytesIO
 
+from app.domain.webhooks import fan_out
+from app.models import WebhookEndpoint
+from app.services import db_session
 from tests.factories import (
     assert_problem,
     auth,
@@ -27,10 +30,13 @@ KNOWN_ENDPOINTS = {
     ("POST", "members.reverse"), ("POST", "members.adjust"), ("GET", "members.transactions"),
     ("GET", "members.member_pass"),
     ("POST", "checkout.lookup"),
+    ("POST", "webhooks.create_webhook"), ("GET", "webhooks.list_webhooks"), ("DELETE", "webhooks.delete_webhook"),
+    ("GET", "webhooks.deliveries"), ("POST", "webhooks.replay"),
 }
 
 # Routes that only create the caller's own data and take no other object's id: nothing to isolate.
-OWN_DATA_ONLY = {("POST", "programs.create_program")}
+OWN_DATA_ONLY = {("POST", "programs.create_program"), ("POST", "webhooks.create_webhook"),
+                 ("GET", "webhooks.list_webhooks")}
 
 
 def test_route_walk_finds_every_known_merchant_route(app):
@@ -91,13 +97,28 @@ def make_tenant_with_history(app, client) -> dict:
     member = make_member(client, key, program["id"], points=250, name=f"Ada Tenant {uuid.uuid4().hex[:6]}")
     statement = client.get(f"/api/v1/members/{member['id']}/transactions", headers=auth(key)).get_json()
     return {"key": key, "program": program, "reward": reward, "member": member,
-            "transaction": statement["data"][0]}
+            "transaction": statement["data"][0], **make_webhook_with_delivery(client.application, client, key)}
+
+
+def make_webhook_with_delivery(app, client, key: str) -> dict:
+    """A webhook and a dead delivery of it (replayable), made as the worker would have."""
+    webhook = client.post("/api/v1/webhooks", json={"url": "https://hooks.example.com/", "events": ["points.earned"]},
+                          headers=auth(key)).get_json()
+    with app.app_context():
+        session = db_session()
+        merchant_id = session.get(WebhookEndpoint, webhook["id"]).merchant_id
+        [delivery] = fan_out(session, merchant_id, {"id": f"evt_{uuid.uuid4().hex}", "type": "points.earned",
+                                                    "created_at": "2026-01-01T00:00:00+00:00", "data": {}})
+        delivery.status = "dead"
+        session.commit()
+        return {"webhook": webhook, "delivery_id": delivery.id}
 
 
 def tenant_ids(tenant: dict) -> dict:
     """Each path parameter of the merchant API -> the value that names one of the tenant's objects."""
     return {"program_id": tenant["program"]["id"], "member_id": tenant["member"]["id"],
-            "transaction_id": tenant["transaction"]["id"], "kind": "logo"}
+            "transaction_id": tenant["transaction"]["id"], "kind": "logo", "webhook_id": tenant["webhook"]["id"],
+            "delivery_id": tenant["delivery_id"]}
 
 
 def write_bodies(tenant: dict) -> dict:
@@ -113,6 +134,7 @@ def write_bodies(tenant: dict) -> dict:
         "members.reverse": {"json": {}},
         "members.adjust": {"json": {"points": 500, "reason": "Planted credit"}},
         "checkout.lookup": {"json": {"barcode": tenant["member"]["barcode_value"]}},
+        "webhooks.replay": {},
     }
 
 
@@ -149,6 +171,8 @@ def snapshot(client, tenant: dict) -> dict:
     member = client.get(f"/api/v1/members/{tenant['member']['id']}", headers=headers).get_json()
     program = client.get(f"/api/v1/programs/{tenant['program']['id']}", headers=headers).get_json()
     statement = client.get(f"/api/v1/members/{tenant['member']['id']}/transactions", headers=headers).get_json()
+    hooks = client.get("/api/v1/webhooks", headers=headers).get_json()["data"]
     return {"balance": member["points_balance"], "lifetime": member["lifetime_points"], "name": member["name"],
+            "webhooks": [hook["id"] for hook in hooks],
             "program": program["name"], "rewards": [r["id"] for r in program["rewards"]],
             "images": program["images"], "transactions": [t["id"] for t in statement["data"]]}
