@@ -88,6 +88,7 @@ class FakeWebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver
+            disable_nagle_algorithm = True  # headers and body leave at once, not one delayed ACK apart
 
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
