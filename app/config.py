@@ -86,6 +86,8 @@ class Config:
     metrics_token: str | None = field(default=None, repr=False)  # METRICS_TOKEN: /metrics from outside loopback
     metrics_multiproc_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR: gunicorn.conf.py sets it
     fcm: FcmConfig = field(default_factory=FcmConfig)
+    # WEBHOOKS_ALLOW_PRIVATE_TARGETS: http, loopback and private addresses allowed (never link-local/metadata)
+    webhooks_allow_private_targets: bool = False
 
     @property
     def web_service_url(self) -> str:
@@ -128,6 +130,7 @@ def load_config(environ: dict | None = None) -> Config:
         metrics_token=_metrics_token(env),
         metrics_multiproc_dir=_existing_dir(env, "PROMETHEUS_MULTIPROC_DIR"),
         fcm=_fcm_config(env, secret_key),
+        webhooks_allow_private_targets=_bool_setting(env, "WEBHOOKS_ALLOW_PRIVATE_TARGETS"),
     )
 
 

@@ -1,10 +1,13 @@
-"""Secrets the database keeps but must not be able to read by itself (a merchant's Firebase key): sealed with
+"""Secrets the database keeps but must not be able to read by itself (a merchant's Firebase key, a webhook's
+signing secret): sealed with
 AES-256-GCM under a key derived (HKDF-SHA256) from a setting, and bound to what they belong to, so a sealed
 value copied onto another merchant's row does not open there."""
 
 from __future__ import annotations
 
+import base64
 import os
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -37,3 +40,27 @@ def unseal(key: bytes, sealed: bytes, owner: str) -> bytes:
         return AESGCM(key).decrypt(sealed[1:1 + _NONCE], sealed[1 + _NONCE:], owner.encode())
     except InvalidTag:
         raise UnsealError("cannot open: another key or owner, or damaged") from None
+
+
+class SecretBox:
+    """Text secrets sealed for a column (a webhook's signing secret, which HMAC needs in clear, so a hash will not
+    do): `seal`/`unseal` above, base64 text, one key per purpose, bound to an owner string."""
+
+    def __init__(self, secret: str, purpose: str):
+        self._key = derive_key(secret, purpose)
+
+    def seal(self, plain: str, owner: str) -> str:
+        return base64.b64encode(seal(self._key, plain.encode(), owner)).decode()
+
+    def open(self, sealed: str, owner: str) -> str:
+        try:
+            raw = base64.b64decode(sealed, validate=True)
+        except ValueError:
+            raise UnsealError("not base64") from None
+        return unseal(self._key, raw, owner).decode()
+
+
+@lru_cache(maxsize=8)
+def secret_box(secret: str, purpose: str) -> SecretBox:
+    """The box for this key and purpose, derived once per process."""
+    return SecretBox(secret, purpose)

@@ -328,3 +328,48 @@ class FcmCredentials(Base):
     client_email: Mapped[str] = mapped_column(String(254))
     sealed_key: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+class WebhookEndpoint(Base):
+    """A merchant's receiver for events (`events`: the types it subscribed to). The signing secret is stored
+    sealed with a key derived from SECRET_KEY (app/encryption.py): HMAC needs it in clear to sign, so it cannot be
+    hashed, but a copy of the database alone does not give it away. Ids never repeat (AUTOINCREMENT on SQLite
+    too): the per-process subscription map detects changes by the count and the highest id."""
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list] = mapped_column(JSON)
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: the exact body sent (the signature covers its bytes, so every attempt and a
+    replay send the same), its state (`pending`, `delivered`, `dead`) and when its retry window opened (its
+    creation, or the last replay)."""
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("webhook_id", "event_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: the receiver's status code (None when no answer came), or why it failed, and the
+    retry it caused. `webhook_id` is repeated here so a webhook's attempts page with one index."""
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_webhook", "webhook_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -22,7 +22,7 @@ from app.domain.outbox import due_event_ids
 from app.domain.passupdates import APPLE_PUSH, PROGRAM_REFRESH
 from app.models import OutboxEvent, utcnow
 from app.services import db_session, services
-from workers import fcm, wallet_push
+from workers import fcm, wallet_push, webhooks
 from workers.errors import DeliveryFailed, RetryLater
 from workers.wallet_push import CardOutcome, CardPush
 
@@ -131,6 +131,7 @@ def _refresh_program(app: Flask, session: Session, event: OutboxEvent) -> None:
 # (try again with backoff) or DeliveryFailed (dead letter). Card pushes (APPLE_PUSH) go in batches instead.
 HANDLERS: dict[str, Callable[[Flask, Session, OutboxEvent], None]] = {PROGRAM_REFRESH: _refresh_program,
                                                                      FCM: fcm.send_notification}
+HANDLERS.update(webhooks.HANDLERS)  # webhook fan-outs and attempts (workers/webhooks.py)
 
 
 def _deliver_pushes_meanwhile(app: Flask) -> None:

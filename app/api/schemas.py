@@ -10,9 +10,11 @@ from apiflask.fields import Boolean, DateTime, Decimal, Email, Field, File, Inte
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
+from app.domain.events import EVENT_TYPES
 from app.domain.holds import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from app.domain.ledger import MAX_POINTS, ROUNDING
 from app.domain.members import PHONE_PATTERN
+from app.domain.webhook_targets import MAX_URL_LENGTH
 from app.service_accounts import PROJECT_ID_PATTERN
 from app.untrusted import MAX_ID
 from passes.images import UPLOAD_KINDS
@@ -460,3 +462,53 @@ class FcmCredentialsOut(Schema):
     project_id = String()
     client_email = String()
     updated_at = DateTime()
+
+
+class WebhookIn(Schema):
+    url = String(required=True, validate=Length(1, MAX_URL_LENGTH), metadata={
+        "description": "https (http, loopback and private addresses only with WEBHOOKS_ALLOW_PRIVATE_TARGETS=on); "
+                       "link-local and metadata addresses are always refused", "example": "https://example.com/hooks"})
+    events = List(String(validate=OneOf(EVENT_TYPES)), required=True, validate=Length(1, 50),
+                  metadata={"description": "The event types to receive"})
+
+
+class WebhookOut(Schema):
+    id = Integer()
+    url = String()
+    events = List(String())
+    created_at = DateTime()
+
+
+class WebhookCreated(WebhookOut):
+    secret = String(metadata={"description": "Signs every delivery (`Punchpass-Signature`); shown only here"})
+
+
+class WebhookList(Schema):
+    data = List(Nested(WebhookOut))
+
+
+class WebhookAttemptOut(Schema):
+    id = Integer()
+    delivery_id = Integer()
+    event_id = String()
+    event_type = String()
+    attempted_at = DateTime()
+    status_code = Integer(allow_none=True, metadata={"description": "The receiver's answer; null when none came"})
+    error = String(allow_none=True)
+    duration_ms = Integer()
+    next_retry_at = DateTime(allow_none=True, metadata={"description": "null: delivered, or no retry left"})
+    delivery_status = String(metadata={"description": "pending, delivered or dead"})
+
+
+class WebhookAttemptPage(Schema):
+    data = List(Nested(WebhookAttemptOut))
+    next_before = Integer(allow_none=True)
+
+
+class WebhookDeliveryOut(Schema):
+    id = Integer()
+    webhook_id = Integer()
+    event_id = String()
+    event_type = String()
+    status = String()
+    next_retry_at = DateTime(allow_none=True)

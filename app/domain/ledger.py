@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from app.domain.errors import Conflict, Forbidden, InsufficientPoints, InvalidInput, NotFound
+from app.domain.event_data import transaction_event
 from app.domain.events import emit
 from app.domain.passupdates import card_changed
 from app.domain.tiers import retier
@@ -96,7 +97,9 @@ def earn_points(session: Session, member: Member, points: int, *, amount: Decima
     _check_points(points, allow_zero=amount is not None)
     member = lock_member(session, member)
     member.lifetime_points += points
-    return _append(session, member, kind, points, amount=amount, reference=reference, reason=reason, by=by)
+    entry = _append(session, member, kind, points, amount=amount, reference=reference, reason=reason, by=by)
+    emit(session, **transaction_event("points.earned", entry, member))
+    return entry
 
 
 def redeem_points(session: Session, member: Member, points: int | None = None, *, reward: Reward | None = None,
@@ -106,8 +109,12 @@ def redeem_points(session: Session, member: Member, points: int | None = None, *
     _check_points(cost)
     member = lock_member(session, member)
     _check_available(member, cost)
-    return _append(session, member, "redeem", -cost, reward=reward, reference=reference,
-                   reason=reason or (reward.name if reward else None), by=by)
+    entry = _append(session, member, "redeem", -cost, reward=reward, reference=reference,
+                    reason=reason or (reward.name if reward else None), by=by)
+    emit(session, **transaction_event("points.redeemed", entry, member))
+    if reward is not None:
+        emit(session, **transaction_event("reward.redeemed", entry, member, reward_name=reward.name))
+    return entry
 
 
 def hold_points(session: Session, member: Member, points: int | None = None, *, reward: Reward | None = None,
@@ -187,8 +194,11 @@ def reverse_entry(session: Session, merchant_id: int, entry_id: int, points: int
             retier(member, may_lower=True)  # the tier these points reached is taken back with them
         entry = _append(session, member, "reversal", -taken, reference=reference, reverses=original,
                         shortfall=wanted - taken, by=by)
+        emit(session, **transaction_event("points.reversed", entry, member, shortfall=wanted - taken))
         return entry, wanted - taken
-    return _append(session, member, "reversal", wanted, reference=reference, reverses=original, by=by), 0
+    entry = _append(session, member, "reversal", wanted, reference=reference, reverses=original, by=by)
+    emit(session, **transaction_event("points.reversed", entry, member, shortfall=0))
+    return entry, 0
 
 
 def _check_may_undo(original: LedgerEntry, by: Actor) -> None:
@@ -239,16 +249,11 @@ def _append(session: Session, member: Member, kind: str, points: int, *, amount=
                         shortfall=shortfall, held=held, hold_id=hold.id if hold else None,
                         api_key_id=by.api_key_id, store=by.store)
     session.add(entry)
-    previous_tier = member.tier
-    tier_changed = retier(member)
+    retier(member)  # emits tier.changed when the tier moves
     if points or held:  # the card shows available points: a hold changes them too
         with session.no_autoflush:  # the member's row is written once, by the flush below, not split in two
             card_changed(session, member)
     session.flush()
-    if tier_changed:
-        emit(session, merchant_id=member.merchant_id, type="tier.changed", member_id=member.id,
-             program_id=member.program_id, data={"member_id": member.id, "tier": member.tier.name,
-                                                 "previous_tier": previous_tier.name if previous_tier else None})
     return entry
 
 

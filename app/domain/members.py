@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.domain.errors import Conflict, InvalidInput, NotFound
+from app.domain.event_data import member_event
+from app.domain.events import emit
 from app.domain.ledger import HELD
 from app.domain.passupdates import card_changed
 from app.domain.rewards import next_reward
@@ -53,6 +55,7 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
             raise
         raise _taken(member.external_id) from None
     card_changed(session, member, notify=False)
+    emit(session, **member_event("member.enrolled", member, name=member.name, email=member.email, locale=member.locale))
     return member
 
 

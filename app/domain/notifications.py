@@ -42,6 +42,8 @@ def notice_for(event_type: str, data: dict, locale: str) -> Notice | None:
     """None when the event has nothing to say (an unknown type, a campaign without text for anyone)."""
     if event_type == "campaign.message":
         return _campaign(data, locale)
+    if event_type == "tier.changed" and data.get("upgrade") is False:
+        return None  # the texts congratulate; a move down (a reversed earn) is not worth a buzz
     texts = TEXTS.get(event_type)
     if texts is None:
         return None

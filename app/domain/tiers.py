@@ -8,9 +8,11 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from app.domain.errors import InvalidInput
+from app.domain.event_data import member_event
+from app.domain.events import emit
 from app.models import Member, Program, Tier
 
 
@@ -36,7 +38,17 @@ def retier(member: Member, may_lower: bool = False) -> bool:
     if tier is held or not (upgrade or may_lower):
         return False
     member.tier_id, member.tier = (tier.id if tier else None), tier
+    _tier_changed(member, held)
     return True
+
+
+def _tier_changed(member: Member, previous: Tier | None) -> None:
+    """`tier.changed` for a member already in a session (enrolment sets the first tier: no change to tell)."""
+    session = object_session(member)
+    if session is not None and member.id is not None:
+        upgrade = member.tier is not None and (previous is None or member.tier.threshold > previous.threshold)
+        emit(session, **member_event("tier.changed", member, previous_tier=previous.name if previous else None,
+                                     upgrade=upgrade))
 
 
 def replace_tiers(session: Session, program: Program, items: list[dict]) -> None:
