@@ -219,6 +219,54 @@ def worker() -> None:
     run_worker(load_config())
 
 
+# --- scheduled jobs, bulk import and export (issue 11) ---
+
+@cli.group()
+def jobs() -> None:
+    """Scheduled jobs (retention, and the loyalty engine's sweeps)."""
+
+
+@jobs.command("run-due")
+@click.option("--as-of", "as_of", default=None, metavar="ISO-8601",
+              help="Run what is due at this instant (default now); a time without a zone is UTC.")
+def jobs_run_due(as_of: str | None) -> None:
+    """Run every scheduled job due at that instant, once (a job another worker holds is skipped). Jobs are
+    idempotent: running them again changes nothing. Exit 1 when a job failed."""
+    from app import create_app
+    from app.services import services
+    from workers.scheduled import run_due
+    instant, app = _instant(as_of), create_app(load_config())
+    try:
+        results = run_due(app, instant)
+    finally:
+        services(app).engine.dispose()
+    failed = [name for name, result in results.items() if isinstance(result, Exception)]
+    click.echo(json.dumps({name: str(result) if name in failed else result for name, result in results.items()},
+                          default=str))
+    if failed:
+        click.echo(f"failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@jobs.command("status")
+def jobs_status() -> None:
+    """Every scheduled job: next run, last run (and the instant it ran as of), who holds it, its last error."""
+    from app.domain.schedule import schedule_summary
+    with _session() as session:
+        click.echo(json.dumps(schedule_summary(session), indent=2, default=str))
+
+
+def _instant(text: str | None):
+    from datetime import datetime, timezone
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO-8601 date and time", param_hint="--as-of") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 class _session:
     """A session on DATABASE_URL for one command, without a web app."""
 

@@ -50,6 +50,8 @@ def replace_tiers(session: Session, program: Program, items: list[dict]) -> None
     if removed:  # before the rows go: members.tier_id points at them
         session.execute(update(Member).where(Member.tier_id.in_(removed)).values(tier_id=None)
                         .execution_options(synchronize_session=False))
+        session.execute(update(Member).where(Member.tier_override_id.in_(removed)).values(tier_override_id=None)
+                        .execution_options(synchronize_session=False))
     renamed = {item["id"] for item in items if "id" in item and current[item["id"]].name != item["name"]}
     for tier in kept:  # (program_id, name) is unique row by row: free the names that change first, so they can swap
         if tier.id in renamed:
