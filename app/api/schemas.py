@@ -10,6 +10,7 @@ from apiflask.fields import Boolean, DateTime, Decimal, Email, Field, File, Inte
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
+from app.domain.calendar import is_time_zone
 from app.domain.ledger import MAX_POINTS, ROUNDING
 from app.untrusted import MAX_ID
 from passes.images import UPLOAD_KINDS
@@ -99,6 +100,11 @@ class Colour(String):
         return "#" + "".join(f"{int(part):02X}" for part in match.groups())
 
 
+def _time_zone(name: str) -> None:
+    if not is_time_zone(name):
+        raise ValidationError("Must be an IANA time zone name such as Asia/Tokyo or UTC.")
+
+
 class BrandingIn(Schema):
     background_color = Colour()
     foreground_color = Colour()
@@ -124,6 +130,9 @@ class ProgramIn(Schema):
     barcode_format = String(validate=OneOf(tuple(BARCODE_FORMATS)))
     terms = String(validate=Length(max=4000), allow_none=True)
     program_info = String(validate=Length(max=4000), allow_none=True)
+    timezone = String(validate=[Length(1, 64), _time_zone], metadata={
+        "example": "Asia/Tokyo", "description": "IANA time zone of the program's calendar (month ends, days); "
+                                                "default UTC"})
 
 
 class ProgramPatch(ProgramIn):
@@ -174,6 +183,7 @@ class ProgramOut(Schema):
     barcode_format = String()
     terms = String(allow_none=True)
     program_info = String(allow_none=True)
+    timezone = String()
     images = List(String())
     created_at = DateTime()
 
@@ -307,3 +317,50 @@ class PageQuery(Schema):
 class TransactionPage(Schema):
     data = List(Nested(TransactionOut))
     next_before = Integer(allow_none=True)
+
+
+# --- member and reward lifecycle (issue 11) ---
+# The same grammar as enrolment's phone field (kept as E.164); the integrator keeps one of the two definitions.
+PHONE_PATTERN = r"^\+ ?[1-9](?:[ .()-]{0,2}[0-9]){7,14}$"
+
+
+class PhoneNumber(String):
+    """An international number with its country code ("+81 90-1234-5678"), stored as E.164 ("+819012345678")."""
+
+    def __init__(self, **kwargs):
+        super().__init__(metadata={"example": "+81 90-1234-5678", "pattern": PHONE_PATTERN}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if re.fullmatch(PHONE_PATTERN, text) is None:
+            raise ValidationError("Must be an international number with its country code, such as +81 90 1234 5678.")
+        return "+" + "".join(char for char in text if char.isdigit())
+
+
+class MemberPatch(Schema):
+    name = String(validate=Length(1, 200))
+    email = Email(validate=Length(max=254), allow_none=True)
+    phone = PhoneNumber(allow_none=True)
+    locale = String(validate=OneOf(LOCALES))
+    external_id = String(validate=Length(1, 120), allow_none=True)
+
+
+class MemberQuery(PageQuery):
+    q = String(validate=Length(1, 200), metadata={
+        "description": "Part of the name, email, phone or external id (case ignored)"})
+    tier = String(validate=Length(1, 60), metadata={"description": "Only members holding this tier (its name)"})
+
+
+class MemberInList(MemberOut):
+    """A member in a page of the list (a class of its own: see RewardSummary)."""
+
+
+class MemberPage(Schema):
+    data = List(Nested(MemberInList))
+    next_before = Integer(allow_none=True, metadata={"description": "Pass as `before` for the next page"})
+
+
+class RewardPatch(Schema):
+    name = String(validate=Length(1, 120))
+    points_cost = _points()
+    active = Boolean(metadata={"description": "false hides it and stops redemptions until set true again"})

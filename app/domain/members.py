@@ -92,7 +92,7 @@ def next_goals(member: Member) -> tuple[Goal | None, Goal | None]:
 def get_member(session: Session, merchant_id: int, member_id: int) -> Member:
     """With the program and its tiers in the same statement: what the member's answer shows reads them."""
     member = session.get(Member, member_id, options=[_WITH_TIERS])
-    if member is None or member.merchant_id != merchant_id:
+    if member is None or member.merchant_id != merchant_id or member.deleted_at is not None:
         raise NotFound(f"No member {member_id}.")
     return member
 

@@ -97,7 +97,7 @@ def make_tenant_with_history(app, client) -> dict:
 def tenant_ids(tenant: dict) -> dict:
     """Each path parameter of the merchant API -> the value that names one of the tenant's objects."""
     return {"program_id": tenant["program"]["id"], "member_id": tenant["member"]["id"],
-            "transaction_id": tenant["transaction"]["id"], "kind": "logo"}
+            "transaction_id": tenant["transaction"]["id"], "reward_id": tenant["reward"]["id"], "kind": "logo"}
 
 
 def write_bodies(tenant: dict) -> dict:
@@ -113,6 +113,8 @@ def write_bodies(tenant: dict) -> dict:
         "members.reverse": {"json": {}},
         "members.adjust": {"json": {"points": 500, "reason": "Planted credit"}},
         "checkout.lookup": {"json": {"barcode": tenant["member"]["barcode_value"]}},
+        "member_admin.update_member": {"json": {"name": "Renamed by a rival"}},
+        "rewards.update_reward": {"json": {"points_cost": 1, "active": False}},
     }
 
 
