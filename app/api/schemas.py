@@ -12,6 +12,7 @@ from marshmallow import EXCLUDE, ValidationError, validates_schema
 
 from app.domain.calendar import is_time_zone
 from app.domain.ledger import MAX_POINTS, ROUNDING
+from app.domain.members import PHONE_PATTERN
 from app.untrusted import MAX_ID
 from passes.images import UPLOAD_KINDS
 from passes.storecard import BARCODE_FORMATS
@@ -320,8 +321,6 @@ class TransactionPage(Schema):
 
 
 # --- member and reward lifecycle (issue 11) ---
-# The same grammar as enrolment's phone field (kept as E.164); the integrator keeps one of the two definitions.
-PHONE_PATTERN = r"^\+ ?[1-9](?:[ .()-]{0,2}[0-9]){7,14}$"
 
 
 class PhoneNumber(String):
