@@ -4,6 +4,7 @@ instant `punchpass jobs run-due --as-of` names; a failure is recorded and retrie
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -173,3 +174,34 @@ def test_a_time_without_a_zone_is_utc(schedule_app, private_env):
     with services(schedule_app).sessions() as session:
         as_of = session.scalar(select(ScheduledJob.last_as_of))
     assert as_of == datetime(2031, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+@pytest.mark.skipif(not os.environ.get("PUNCHPASS_TEST_REDIS_URL"), reason="set PUNCHPASS_TEST_REDIS_URL for rq tests")
+def test_punchpass_worker_enqueues_each_due_job_once_and_runs_it(schedule_app):
+    """The sweep of every worker enqueues what is due; the job id keeps one copy in the queue, and the claim makes
+    a copy that runs late do nothing."""
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+
+    from workers import jobs
+    from workers.queue import SCHEDULED_QUEUE_NAME, enqueue_due_scheduled_jobs
+    redis = Redis.from_url(os.environ["PUNCHPASS_TEST_REDIS_URL"])
+    queue = Queue(SCHEDULED_QUEUE_NAME, connection=redis)
+    queue.empty()
+    previous = jobs._worker_app
+    jobs.use_app(schedule_app)
+    try:
+        assert enqueue_due_scheduled_jobs(schedule_app, queue) == ["prune_retention"]
+        enqueue_due_scheduled_jobs(schedule_app, queue)  # a second worker's sweep
+        assert queue.job_ids == ["scheduled-prune_retention"]
+
+        SimpleWorker([queue], connection=redis).work(burst=True)
+
+        with services(schedule_app).sessions() as session:
+            row = session.get(ScheduledJob, "prune_retention")
+        assert row.last_run_at is not None and row.next_run_at > utcnow() + timedelta(minutes=4)
+        assert enqueue_due_scheduled_jobs(schedule_app, queue) == []
+    finally:
+        jobs._worker_app = previous
+        queue.empty()
+        redis.close()
