@@ -359,7 +359,17 @@ class MemberPage(Schema):
     next_before = Integer(allow_none=True, metadata={"description": "Pass as `before` for the next page"})
 
 
+class JsonBoolean(Boolean):
+    """`true` or `false` only: marshmallow's Boolean also takes 1, 0, "yes", "off"..., which the JSON schema in
+    /openapi.json does not allow."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("Must be true or false.")
+        return value
+
+
 class RewardPatch(Schema):
     name = String(validate=Length(1, 120))
     points_cost = _points()
-    active = Boolean(metadata={"description": "false hides it and stops redemptions until set true again"})
+    active = JsonBoolean(metadata={"description": "false hides it and stops redemptions until set true again"})
