@@ -10,7 +10,7 @@ from apiflask.fields import Boolean, DateTime, Decimal, Email, Field, File, Inte
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
-from app.domain.calendar import is_time_zone
+from app.domain.calendar import is_time_zone, time_zone_names
 from app.domain.ledger import MAX_POINTS, ROUNDING
 from app.domain.members import PHONE_PATTERN
 from app.untrusted import MAX_ID
@@ -131,9 +131,9 @@ class ProgramIn(Schema):
     barcode_format = String(validate=OneOf(tuple(BARCODE_FORMATS)))
     terms = String(validate=Length(max=4000), allow_none=True)
     program_info = String(validate=Length(max=4000), allow_none=True)
-    timezone = String(validate=[Length(1, 64), _time_zone], metadata={
-        "example": "Asia/Tokyo", "description": "IANA time zone of the program's calendar (month ends, days); "
-                                                "default UTC"})
+    timezone = String(validate=_time_zone, metadata={
+        "example": "Asia/Tokyo", "enum": time_zone_names(),
+        "description": "IANA time zone of the program's calendar (month ends, days); default UTC"})
 
 
 class ProgramPatch(ProgramIn):
