@@ -46,7 +46,7 @@ def store_card(member: Member) -> StoreCard:
                           label_color=program.label_color, logo_text=program.logo_text),
         terms=program.terms, program_info=program.program_info, locales=tuple(program.locales),
         nfc_message=member.barcode_token if config.apple.nfc_public_key else None,
-        nfc_encryption_public_key=config.apple.nfc_public_key,
+        nfc_encryption_public_key=config.apple.nfc_public_key, voided=member.deleted_at is not None,
     )
 
 

@@ -88,6 +88,8 @@ class Program(Base):
     locales: Mapped[list] = mapped_column(JSON, default=lambda: list(LOCALES))
     terms: Mapped[str | None] = mapped_column(Text, nullable=True)
     program_info: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # IANA zone: month and year ends, days of the week and "this month" are the program's (app/domain/calendar.py)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     design_version: Mapped[int] = mapped_column(Integer, default=1)
     # A design change is one row update here, not a rewrite of every member: a card's update tag and
     # Last-Modified are the later of its own and its program's.
@@ -132,6 +134,8 @@ class Reward(Base):
     name: Mapped[str] = mapped_column(String(120))
     points_cost: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Retired (DELETE): kept for the ledger entries that name it, never redeemable or shown again.
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -155,6 +159,8 @@ class Member(Base):
     held_points: Mapped[int] = mapped_column(Integer, default=0)
     lifetime_points: Mapped[int] = mapped_column(Integer, default=0)
     tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)
+    # A tier set by hand (an import's `tier_override`), not reached by points.
+    tier_override_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)
     serial_number: Mapped[str] = mapped_column(String(64), unique=True)
     auth_token: Mapped[str] = mapped_column(String(64))
     barcode_token: Mapped[str] = mapped_column(String(64), unique=True)
@@ -167,10 +173,12 @@ class Member(Base):
     # The version before: when both share a second, If-Modified-Since cannot tell them apart (passupdates.py).
     pass_previous_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     personalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Deleted on request (GDPR, APPI, PIPA): personal data anonymised, the ledger kept, the pass voided.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     program: Mapped[Program] = relationship(lazy="joined")
-    tier: Mapped[Tier | None] = relationship(lazy="joined")
+    tier: Mapped[Tier | None] = relationship(lazy="joined", foreign_keys=[tier_id])
 
     @property
     def available_points(self) -> int:
@@ -373,3 +381,16 @@ class WebhookAttempt(Base):
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ScheduledJob(Base):
+    """When each periodic job (workers/scheduled.py lists them) runs next. A worker runs a due job only after
+    claiming it with one conditional UPDATE (`leased_by`, `leased_until`), so of several workers one runs it."""
+    __tablename__ = "scheduled_jobs"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # real time it finished
+    last_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # the instant it ran for
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    leased_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

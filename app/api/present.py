@@ -44,7 +44,7 @@ def program_json(program: Program, image_names: list[str]) -> dict:
                      "label_color": program.label_color, "logo_text": program.logo_text},
         "tiers": program.tiers, "rewards": [r for r in program.rewards if r.active], "locales": program.locales,
         "barcode_format": program.barcode_format, "terms": program.terms, "program_info": program.program_info,
-        "images": sorted(image_names), "created_at": program.created_at,
+        "timezone": program.timezone, "images": sorted(image_names), "created_at": program.created_at,
     }
 
 

@@ -10,6 +10,7 @@ from apiflask.fields import Boolean, DateTime, Decimal, Email, Field, File, Inte
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
+from app.domain.calendar import is_time_zone, time_zone_names
 from app.domain.events import EVENT_TYPES
 from app.domain.holds import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from app.domain.ledger import MAX_POINTS, ROUNDING
@@ -105,6 +106,11 @@ class Colour(String):
         return "#" + "".join(f"{int(part):02X}" for part in match.groups())
 
 
+def _time_zone(name: str) -> None:
+    if not is_time_zone(name):
+        raise ValidationError("Must be an IANA time zone name such as Asia/Tokyo or UTC.")
+
+
 class BrandingIn(Schema):
     background_color = Colour()
     foreground_color = Colour()
@@ -130,6 +136,9 @@ class ProgramIn(Schema):
     barcode_format = String(validate=OneOf(tuple(BARCODE_FORMATS)))
     terms = String(validate=Length(max=4000), allow_none=True)
     program_info = String(validate=Length(max=4000), allow_none=True)
+    timezone = String(validate=_time_zone, metadata={
+        "example": "Asia/Tokyo", "enum": time_zone_names(),
+        "description": "IANA time zone of the program's calendar (month ends, days); default UTC"})
 
 
 class ProgramPatch(ProgramIn):
@@ -180,6 +189,7 @@ class ProgramOut(Schema):
     barcode_format = String()
     terms = String(allow_none=True)
     program_info = String(allow_none=True)
+    timezone = String()
     images = List(String())
     created_at = DateTime()
 
@@ -512,3 +522,45 @@ class WebhookDeliveryOut(Schema):
     event_type = String()
     status = String()
     next_retry_at = DateTime(allow_none=True)
+
+
+# --- member and reward lifecycle (issue 11) ---
+
+
+class MemberPatch(Schema):
+    name = String(validate=Length(1, 200))
+    email = Email(validate=Length(max=254), allow_none=True)
+    phone = Phone(allow_none=True)
+    locale = String(validate=OneOf(LOCALES))
+    external_id = String(validate=Length(1, 120), allow_none=True)
+
+
+class MemberQuery(PageQuery):
+    q = String(validate=Length(1, 200), metadata={
+        "description": "Part of the name, email, phone or external id (case ignored)"})
+    tier = String(validate=Length(1, 60), metadata={"description": "Only members holding this tier (its name)"})
+
+
+class MemberInList(MemberOut):
+    """A member in a page of the list (a class of its own: see RewardSummary)."""
+
+
+class MemberPage(Schema):
+    data = List(Nested(MemberInList))
+    next_before = Integer(allow_none=True, metadata={"description": "Pass as `before` for the next page"})
+
+
+class JsonBoolean(Boolean):
+    """`true` or `false` only: marshmallow's Boolean also takes 1, 0, "yes", "off"..., which the JSON schema in
+    /openapi.json does not allow."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("Must be true or false.")
+        return value
+
+
+class RewardPatch(Schema):
+    name = String(validate=Length(1, 120))
+    points_cost = _points()
+    active = JsonBoolean(metadata={"description": "false hides it and stops redemptions until set true again"})

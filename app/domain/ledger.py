@@ -56,7 +56,7 @@ _LOCKED = "ledger_locked_members"  # session.info: (the transaction, ids of the 
 def get_member_for_update(session: Session, merchant_id: int, member_id: int) -> Member:
     """The merchant's member, row-locked until commit, with what an operation and its answer read: the program,
     its tiers (one statement: the rows a join adds are a handful) and its rewards (a second one)."""
-    member = _lock(session, Member.id == member_id, Member.merchant_id == merchant_id)
+    member = _lock(session, Member.id == member_id, Member.merchant_id == merchant_id, Member.deleted_at.is_(None))
     if member is None:
         raise NotFound(f"No member {member_id}.")
     return member

@@ -102,7 +102,7 @@ def next_goals(member: Member) -> tuple[Goal | None, Goal | None]:
 def get_member(session: Session, merchant_id: int, member_id: int) -> Member:
     """With the program and its tiers in the same statement: what the member's answer shows reads them."""
     member = session.get(Member, member_id, options=[_WITH_TIERS])
-    if member is None or member.merchant_id != merchant_id:
+    if member is None or member.merchant_id != merchant_id or member.deleted_at is not None:
         raise NotFound(f"No member {member_id}.")
     return without_expired_holds(session, member)
 
@@ -169,3 +169,10 @@ def _referral_code() -> str:
 
 def _taken(external_id: str) -> Conflict:
     return Conflict(f"A member with external_id {external_id!r} already exists in this program.")
+
+
+def new_member_tokens() -> dict[str, str]:
+    """The random identifiers a new member gets (bulk import makes members without `enroll_member`)."""
+    return {"referral_code": _referral_code(), "serial_number": secrets.token_hex(16),
+            "auth_token": secrets.token_urlsafe(24), "barcode_token": _barcode_token(),
+            "download_token": _card_link_token()}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session, object_session
 
 from app.domain.errors import InvalidInput
@@ -60,7 +60,10 @@ def replace_tiers(session: Session, program: Program, items: list[dict]) -> None
     kept = [current[item["id"]] for item in items if "id" in item]
     removed = [tier.id for tier in program.tiers if tier not in kept]
     if removed:  # before the rows go: members.tier_id points at them
-        session.execute(update(Member).where(Member.tier_id.in_(removed)).values(tier_id=None)
+        session.execute(update(Member).where(or_(Member.tier_id.in_(removed), Member.tier_override_id.in_(removed)))
+                        .values(tier_id=case((Member.tier_id.in_(removed), None), else_=Member.tier_id),
+                                tier_override_id=case((Member.tier_override_id.in_(removed), None),
+                                                      else_=Member.tier_override_id))
                         .execution_options(synchronize_session=False))
     renamed = {item["id"] for item in items if "id" in item and current[item["id"]].name != item["name"]}
     for tier in kept:  # (program_id, name) is unique row by row: free the names that change first, so they can swap

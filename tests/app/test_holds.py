@@ -17,7 +17,7 @@ from app.domain.ledger import verify_balances
 from app.models import Hold, Member, utcnow
 from app.services import services
 from tests.factories import assert_problem, auth, make_member, make_merchant, make_program, make_reward, redeem
-from workers.queue import release_expired_holds
+from workers.scheduled import run_due
 
 
 @pytest.fixture
@@ -172,13 +172,13 @@ def test_an_expired_hold_stops_counting_at_once_and_cannot_be_captured(app, clie
     assert void(client, key, placed["id"]).get_json()["status"] == "expired"  # already released: nothing to do
 
 
-def test_the_sweep_records_the_release_of_expired_holds(app, client, shop):
+def test_the_scheduled_job_records_the_release_of_expired_holds(app, client, shop):
     key, member = shop["key"], shop["member"]
     placed = hold(client, key, member_id=member["id"], points=60).get_json()
     version = pass_version(app, member["id"])
     expire(app, placed["id"])
 
-    release_expired_holds(app)
+    assert run_due(app, as_of=utcnow() + timedelta(hours=1))["expire_holds"] >= 1
 
     kinds = [(e["kind"], e["held"], e["hold_id"]) for e in statement(client, key, member["id"])]
     assert kinds[:2] == [("release", -60, placed["id"]), ("hold", 60, placed["id"])]

@@ -124,6 +124,7 @@ def tenant_ids(tenant: dict) -> dict:
     """Each path parameter of the merchant API -> the value that names one of the tenant's objects."""
     return {"program_id": tenant["program"]["id"], "member_id": tenant["member"]["id"],
             "transaction_id": tenant["transaction"]["id"], "hold_id": tenant["hold"]["id"], "kind": "logo",
+            "reward_id": tenant["reward"]["id"],
             "token": "fcm-token-of-the-tenant-0001", "webhook_id": tenant["webhook"]["id"],
             "delivery_id": tenant["delivery_id"]}
 
@@ -146,6 +147,8 @@ def write_bodies(tenant: dict) -> dict:
         "checkout.capture_hold": {"json": {}},
         "checkout.void_hold": {"json": {}},
         "webhooks.replay": {},
+        "member_admin.update_member": {"json": {"name": "Renamed by a rival"}},
+        "rewards.update_reward": {"json": {"points_cost": 1, "active": False}},
     }
 
 
