@@ -11,6 +11,8 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
 from app.domain.ledger import MAX_POINTS, ROUNDING
+from app.pairing import DEFAULT_TTL_SECONDS as DEFAULT_PAIRING_TTL
+from app.pairing import MAX_TTL_SECONDS as MAX_PAIRING_TTL
 from app.untrusted import MAX_ID
 from passes.images import UPLOAD_KINDS
 from passes.storecard import BARCODE_FORMATS
@@ -231,6 +233,7 @@ class MemberOut(Schema):
 
 class LookupOut(MemberOut):
     redeemable_rewards = List(Nested(RewardSummary))
+    rewards = List(Nested(RewardSummary), metadata={"description": "Every active reward, cheapest first"})
 
 
 # Request bodies that take exactly one of two fields: schema name -> the two fields.
@@ -307,3 +310,23 @@ class PageQuery(Schema):
 class TransactionPage(Schema):
     data = List(Nested(TransactionOut))
     next_before = Integer(allow_none=True)
+
+
+class CounterEnrolIn(MemberIn):
+    """Enrol at the counter (a POS key): the program the customer joins, and who they are."""
+    program_id = _id(required=True)
+
+
+class PairingCodeIn(Schema):
+    store = String(validate=Length(1, 120), allow_none=True, metadata={
+        "description": "The shop the paired till is in; the POS key made at pairing carries it"})
+    ttl_seconds = WholeNumber(validate=Range(min=60, max=MAX_PAIRING_TTL), metadata={
+        "description": f"How long the code works (default {DEFAULT_PAIRING_TTL})"})
+
+
+class PairingCodeOut(Schema):
+    code = String(metadata={"description": "8 characters the till types (or scans) on /checkout; works once"})
+    store = String(allow_none=True)
+    expires_at = DateTime()
+    pair_url = String(metadata={"description": "/checkout with the code in the fragment: what the QR holds"})
+    qr_svg = String(metadata={"description": "pair_url as a QR code (SVG), for a screen or a printout"})

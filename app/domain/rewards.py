@@ -13,3 +13,8 @@ def next_reward(program: Program, available: int) -> Reward | None:
 
 def redeemable_rewards(program: Program, available: int) -> list[Reward]:
     return [r for r in program.rewards if r.active and r.points_cost <= available]
+
+
+def active_rewards(program: Program) -> list[Reward]:
+    """Every reward the till can offer, cheapest first (the checkout page greys those the member cannot afford)."""
+    return sorted((r for r in program.rewards if r.active), key=lambda r: (r.points_cost, r.id))
