@@ -15,7 +15,7 @@ from flask import request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import till_sessions
+import app.till_sessions as till_sessions
 from app.models import ApiKey, utcnow
 from app.services import db_session
 

@@ -15,7 +15,7 @@ import time
 from flask import Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded
 
-from app import till_sessions
+import app.till_sessions as till_sessions
 from app.api import blueprints as api_blueprints
 from app.config import Config
 from app.errors import problem

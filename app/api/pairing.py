@@ -11,7 +11,7 @@ from app.pairing import DEFAULT_TTL_SECONDS, create_pairing_code
 from app.qr import qr_svg
 from app.services import app_config, db_session
 
-bp = APIBlueprint("pairing", __name__, url_prefix="/api/v1", tag="Checkout")
+bp = APIBlueprint("pairing", __name__, url_prefix="/api/v1", tag="Tills")
 
 
 @bp.post("/pairing-codes")

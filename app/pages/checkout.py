@@ -11,7 +11,7 @@ from flask import Response, current_app, make_response, redirect, render_templat
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from app import till_sessions
+import app.till_sessions as till_sessions
 from app.api.present import apple_pass_url
 from app.auth import hash_api_key
 from app.domain import members

@@ -26,11 +26,11 @@ KNOWN_ENDPOINTS = {
     ("GET", "members.get_member"), ("POST", "members.earn"), ("POST", "members.redeem"),
     ("POST", "members.reverse"), ("POST", "members.adjust"), ("GET", "members.transactions"),
     ("GET", "members.member_pass"),
-    ("POST", "checkout.lookup"),
+    ("POST", "checkout.lookup"), ("POST", "checkout.enrol_at_counter"), ("POST", "pairing.create"),
 }
 
 # Routes that only create the caller's own data and take no other object's id: nothing to isolate.
-OWN_DATA_ONLY = {("POST", "programs.create_program")}
+OWN_DATA_ONLY = {("POST", "programs.create_program"), ("POST", "pairing.create")}
 
 
 def test_route_walk_finds_every_known_merchant_route(app):
@@ -113,6 +113,7 @@ def write_bodies(tenant: dict) -> dict:
         "members.reverse": {"json": {}},
         "members.adjust": {"json": {"points": 500, "reason": "Planted credit"}},
         "checkout.lookup": {"json": {"barcode": tenant["member"]["barcode_value"]}},
+        "checkout.enrol_at_counter": {"json": {"program_id": tenant["program"]["id"], "name": "Planted member"}},
     }
 
 
