@@ -1,8 +1,9 @@
 """Browser tests: Playwright drives Debian's `chromium` (Playwright's own browser download cannot work here)
 against a live server on loopback, on a database of its own.
 
-Without a Chromium every browser test skips with one line in pytest's summary saying how to enable them. Set
-PUNCHPASS_CHROMIUM to use another binary, and PUNCHPASS_SCREENSHOTS=1 to (re)write docs/screenshots/*.png.
+Without a Chromium the browser tests are left out, and pytest's summary ends with one line saying so and how to
+enable them. Set PUNCHPASS_CHROMIUM to use another binary, and PUNCHPASS_SCREENSHOTS=1 to (re)write
+docs/screenshots/*.png.
 
 The fake camera: Chromium plays a .y4m file as its camera (`--use-file-for-fake-video-capture`) and opens the
 file each time a page starts the camera, so a test writes the frames it wants the camera to see
@@ -32,14 +33,30 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 HOW_TO_ENABLE = ("browser tests skipped: no Chromium found (enable them with `apt-get install chromium "
                  "fonts-noto-cjk`, or set PUNCHPASS_CHROMIUM)")
+_LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config, items):
+    """No Chromium: every test that needs the browser is left out (counted for the summary line)."""
+    if find_chromium() is not None:
+        return
+    needs_browser = [item for item in items if "browser" in getattr(item, "fixturenames", ())]
+    if needs_browser:
+        config.hook.pytest_deselected(items=needs_browser)
+        items[:] = [item for item in items if item not in needs_browser]
+        config.stash[_LEFT_OUT] = len(needs_browser)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if config.stash.get(_LEFT_OUT, 0):
+        terminalreporter.write_line(f"{config.stash[_LEFT_OUT]} {HOW_TO_ENABLE}")
 
 
 def find_chromium() -> str | None:
-    for candidate in (os.environ.get("PUNCHPASS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    """PUNCHPASS_CHROMIUM when set (only it: point it nowhere to try the skip), else Debian's package."""
+    chosen = os.environ.get("PUNCHPASS_CHROMIUM")
+    candidates = [chosen] if chosen else ["/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")]
+    return next((path for path in candidates if path and os.access(path, os.X_OK)), None)
 
 
 class FakeCamera:
@@ -60,7 +77,7 @@ def fake_camera(tmp_path_factory) -> FakeCamera:
 @pytest.fixture(scope="session")
 def browser(fake_camera):
     executable = find_chromium()
-    if executable is None:
+    if executable is None:  # left out at collection already; this covers a binary gone since
         pytest.skip(HOW_TO_ENABLE)
     from playwright.sync_api import sync_playwright
     with sync_playwright() as playwright:
