@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import app.till_sessions as till_sessions
+from app.domain.ledger import Actor
 from app.models import ApiKey, utcnow
 from app.services import db_session
 
@@ -44,6 +45,12 @@ class Caller:
     merchant_id: int
     scope: str
     key_id: int
+    store: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """The caller as the ledger records it on every entry."""
+        return Actor(api_key_id=self.key_id, store=self.store, admin=self.scope == "admin")
 
 
 def hash_api_key(raw_key: str) -> str:
@@ -83,7 +90,7 @@ def _verify_token(token: str) -> Caller | None:
 
 
 def _caller(*where) -> Caller | None:
-    key = db_session().execute(select(ApiKey.merchant_id, ApiKey.scope, ApiKey.id)  # columns: no ORM object
+    key = db_session().execute(select(ApiKey.merchant_id, ApiKey.scope, ApiKey.id, ApiKey.store)  # no ORM object
                                .where(*where, ApiKey.revoked_at.is_(None))).first()
     return Caller(*key) if key else None
 

@@ -208,7 +208,34 @@ class LedgerEntry(Base):
     reward_id: Mapped[int | None] = mapped_column(ForeignKey("rewards.id"), nullable=True)
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True, index=True)
     shortfall: Mapped[int] = mapped_column(Integer, default=0)  # reversed points the member had already spent
+    # Change of the member's held points: +N when a hold is placed, -N when it is captured, voided or expires.
+    # The sum over a member's entries is `members.held_points`, as the sum of `points` is the balance.
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    hold_id: Mapped[int | None] = mapped_column(ForeignKey("holds.id"), nullable=True, index=True)
+    # Who made it: the API key (and the store its till is in); None for the system (expiry, a CLI command).
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+    store: Mapped[str | None] = mapped_column(String(120), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Hold(Base):
+    """Points set aside at a checkout (two-phase redeem): `held` until captured (charged once), voided or past
+    `expires_at`. While held they count in `members.held_points`; a hold past its expiry stops counting at
+    once (app/domain/holds.py), and the sweep records its release."""
+    __tablename__ = "holds"
+    __table_args__ = (Index("ix_holds_status_expires", "status", "expires_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    reward_id: Mapped[int | None] = mapped_column(ForeignKey("rewards.id"), nullable=True)
+    points: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="held")
+    reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # captured/voided/expired
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    reward: Mapped[Reward | None] = relationship(lazy="joined")
 
 
 class IdempotencyRecord(Base):

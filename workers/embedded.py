@@ -1,6 +1,6 @@
 """The embedded worker for `make run` (no Redis): a thread in the web process woken by the relay after each
-commit, delivering whatever is due in batches, and looking every second for retries (and rows past their
-retention period every few minutes). Same batch functions as `punchpass worker`."""
+commit, delivering whatever is due in batches, and looking every second for retries and expired checkout holds
+(and rows past their retention period every few minutes). Same batch functions as `punchpass worker`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from flask import Flask
 
 from app.services import services
 from workers.jobs import deliver_everything_due
-from workers.queue import PRUNE_INTERVAL, prune_expired_rows
+from workers.queue import PRUNE_INTERVAL, prune_expired_rows, release_expired_holds
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,12 @@ class EmbeddedWorker:
             log.exception("delivering outbox events failed; the next sweep will retry them")
 
     def _sweep(self) -> None:
-        """Retries that came due and events the relay missed; retention pruning every PRUNE_INTERVAL."""
+        """Holds past their expiry, retries that came due and events the relay missed; retention pruning every
+        PRUNE_INTERVAL."""
+        try:
+            release_expired_holds(self.app)
+        except Exception:
+            log.exception("releasing expired holds failed; the next sweep will retry")
         self._deliver()
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_INTERVAL

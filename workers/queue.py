@@ -18,6 +18,7 @@ from rq.job import Job
 
 from app import create_app
 from app.config import Config
+from app.domain.holds import expire_due_holds
 from app.domain.outbox import due_event_ids
 from app.domain.passupdates import APPLE_PUSH, PROGRAM_REFRESH
 from app.domain.retention import prune_expired
@@ -115,6 +116,18 @@ def sweep_outbox(app: Flask, dispatch: Callable[[list[int]], None]) -> int:
     return len(ids)
 
 
+def release_expired_holds(app: Flask) -> int:
+    """Record the release of every checkout hold past its expiry (each card updates); how many. Until then an
+    expired hold already counts for nothing (app/domain/holds.py): this writes down what already holds."""
+    with app.app_context():
+        session = db_session()
+        count = expire_due_holds(session, utcnow())
+        session.commit()
+    if count:
+        log.info("released %d expired hold(s)", count)
+    return count
+
+
 def prune_expired_rows(app: Flask) -> dict[str, int]:
     """Delete what is past its retention period (idempotency records, delivered events, device logs)."""
     with app.app_context():
@@ -149,11 +162,13 @@ def run_worker(config: Config) -> None:
 
 
 def _sweep_forever(app: Flask, dispatcher: RQDispatcher, stop: threading.Event) -> None:
-    """One sweeper at a time across all workers (a short Redis lock), every SWEEP_INTERVAL seconds; the
-    retention pruning rides along every PRUNE_INTERVAL."""
+    """One sweeper at a time across all workers (a short Redis lock), every SWEEP_INTERVAL seconds: expired
+    holds are released, then due outbox events handed over; the retention pruning rides along every
+    PRUNE_INTERVAL."""
     while not stop.wait(SWEEP_INTERVAL):
         try:
             if dispatcher.redis.set("punchpass:sweep-lock", "1", nx=True, ex=int(SWEEP_INTERVAL)):
+                release_expired_holds(app)
                 count = sweep_outbox(app, dispatcher)
                 if count:
                     log.info("sweep re-enqueued %d outbox event(s)", count)

@@ -10,7 +10,9 @@ from apiflask.fields import Boolean, DateTime, Decimal, Email, Field, File, Inte
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
+from app.domain.holds import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from app.domain.ledger import MAX_POINTS, ROUNDING
+from app.domain.members import PHONE_PATTERN
 from app.pairing import DEFAULT_TTL_SECONDS as DEFAULT_PAIRING_TTL
 from app.pairing import MAX_TTL_SECONDS as MAX_PAIRING_TTL
 from app.untrusted import MAX_ID
@@ -49,11 +51,12 @@ class DecimalOut(Decimal):
         super().__init__(as_string=True, metadata={"type": "string", "format": "decimal"}, **kwargs)
 
 
-def _exactly_one(data: dict, fields: tuple[str, str]) -> None:
+def _exactly_one(data: dict, fields: tuple[str, ...]) -> None:
     """The check behind EXACTLY_ONE (which /openapi.json states as a oneOf)."""
-    first, second = fields
-    if (first in data) == (second in data):
-        raise ValidationError(f"Give exactly one of {first} or {second}.", second if second in data else first)
+    given = [field for field in fields if field in data]
+    if len(given) != 1:
+        choices = ", ".join(fields[:-1]) + f" or {fields[-1]}"
+        raise ValidationError(f"Give exactly one of {choices}.", given[-1] if given else fields[0])
 
 
 class WholeNumber(Integer):
@@ -196,9 +199,24 @@ class ImageUpload(Schema):
     file = File(required=True, metadata={"description": "PNG or JPEG, at most 10 MB"})
 
 
+class Phone(String):
+    """An international number with its country code, spaces, dots, dashes and brackets allowed ("+81 90-1234-5678");
+    kept as E.164 ("+819012345678"). One pattern checks and documents it (app/domain/members.py)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(metadata={"example": "+81 90-1234-5678", "pattern": PHONE_PATTERN}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if re.fullmatch(PHONE_PATTERN, text) is None:
+            raise ValidationError("Must be an international number with its country code, such as +81 90 1234 5678.")
+        return "+" + "".join(char for char in text if char.isdigit())
+
+
 class MemberIn(Schema):
     name = String(required=True, validate=Length(1, 200))
     email = Email(validate=Length(max=254), allow_none=True)
+    phone = Phone(allow_none=True)
     external_id = String(validate=Length(1, 120), allow_none=True)
     locale = String(validate=OneOf(LOCALES))
     referral_code = String(validate=Length(1, 16), allow_none=True)
@@ -214,6 +232,7 @@ class MemberOut(Schema):
     program_id = Integer()
     name = String()
     email = String(allow_none=True)
+    phone = String(allow_none=True)
     external_id = String(allow_none=True)
     locale = String()
     points_balance = Integer()
@@ -231,13 +250,33 @@ class MemberOut(Schema):
     created_at = DateTime()
 
 
+class HoldSummary(Schema):
+    id = Integer()
+    status = String(metadata={"enum": ["held", "captured", "voided", "expired"]})
+    points = Integer()
+    reward = Nested(RewardSummary, allow_none=True)
+    expires_at = DateTime()
+
+
+class MemberMatch(Schema):
+    id = Integer()
+    program_id = Integer()
+    name = String()
+
+
 class LookupOut(MemberOut):
     redeemable_rewards = List(Nested(RewardSummary))
+    active_holds = List(Nested(HoldSummary), metadata={"description": "Holds still counting, oldest first"})
+    other_matches = List(Nested(MemberMatch), metadata={
+        "description": "For a phone or email several members share (one per program, say): the others, newest "
+                       "first; the member returned is the most recently enrolled"})
     rewards = List(Nested(RewardSummary), metadata={"description": "Every active reward, cheapest first"})
 
 
-# Request bodies that take exactly one of two fields: schema name -> the two fields.
-EXACTLY_ONE = {"EarnIn": ("amount", "points"), "RedeemIn": ("points", "reward_id")}
+# Request bodies that take exactly one of some fields: schema name -> each group of fields.
+EXACTLY_ONE = {"EarnIn": [("amount", "points")], "RedeemIn": [("points", "reward_id")],
+               "HoldIn": [("barcode", "member_id"), ("points", "reward_id")],
+               "LookupIn": [("barcode", "phone", "email")]}
 
 
 class EarnIn(Schema):
@@ -249,7 +288,7 @@ class EarnIn(Schema):
 
     @validates_schema
     def _one_of_amount_or_points(self, data, **_):
-        _exactly_one(data, EXACTLY_ONE["EarnIn"])
+        _exactly_one(data, *EXACTLY_ONE["EarnIn"])
 
 
 class RedeemIn(Schema):
@@ -260,7 +299,7 @@ class RedeemIn(Schema):
 
     @validates_schema
     def _one_of_points_or_reward(self, data, **_):
-        _exactly_one(data, EXACTLY_ONE["RedeemIn"])
+        _exactly_one(data, *EXACTLY_ONE["RedeemIn"])
 
 
 class AdjustIn(Schema):
@@ -277,7 +316,28 @@ class ReverseIn(Schema):
 
 
 class LookupIn(Schema):
-    barcode = String(required=True, validate=Length(1, 200))
+    barcode = String(validate=Length(1, 200), metadata={"description": "The card's QR code or NFC payload"})
+    phone = Phone()
+    email = Email(validate=Length(max=254))
+
+    @validates_schema
+    def _one_way_to_find(self, data, **_):
+        _exactly_one(data, *EXACTLY_ONE["LookupIn"])
+
+
+class HoldIn(Schema):
+    barcode = String(validate=Length(1, 200), metadata={"description": "The card's QR code or NFC payload"})
+    member_id = _id()
+    points = _points()
+    reward_id = _id()
+    ttl_seconds = WholeNumber(load_default=DEFAULT_TTL_SECONDS, validate=Range(min=1, max=MAX_TTL_SECONDS),
+                              metadata={"description": "How long the points stay held unless captured or voided"})
+    reference = String(validate=Length(1, 200), allow_none=True, metadata={"description": "e.g. the order id"})
+
+    @validates_schema
+    def _one_member_one_amount(self, data, **_):
+        for fields in EXACTLY_ONE["HoldIn"]:
+            _exactly_one(data, fields)
 
 
 class TransactionOut(Schema):
@@ -292,13 +352,42 @@ class TransactionOut(Schema):
     reward_id = Integer(allow_none=True)
     reverses_id = Integer(allow_none=True)
     shortfall = Integer()
+    held = Integer(metadata={"description": "Change of held points: + when a hold is placed, - when it ends"})
+    hold_id = Integer(allow_none=True)
+    api_key_id = Integer(allow_none=True, metadata={"description": "The API key that made it; null: the system"})
+    store = String(allow_none=True, metadata={"description": "The store of that key's till"})
     created_at = DateTime()
+
+
+RECEIPT = {"description": "One line for the till to print, in the member's language "
+                          "(\"+12 points · 152 available · 48 to Free Coffee\")"}
 
 
 class TransactionResult(Schema):
     transaction = Nested(TransactionOut)
     member = Nested(MemberOut)
     shortfall = Integer(metadata={"description": "Reversed points the member had already spent"})
+    receipt = String(metadata=RECEIPT)
+
+
+class MemberInHold(MemberOut):
+    """The member inside a hold (a separate class for the reason RewardSummary gives)."""
+
+
+class HoldOut(Schema):
+    id = Integer()
+    status = String(metadata={"enum": ["held", "captured", "voided", "expired"]})
+    points = Integer()
+    member_id = Integer()
+    reward = Nested(RewardSummary, allow_none=True)
+    reference = String(allow_none=True)
+    expires_at = DateTime()
+    created_at = DateTime()
+    finished_at = DateTime(allow_none=True, metadata={"description": "When it was captured, voided or expired"})
+    member = Nested(MemberInHold)
+    transaction = Nested(TransactionOut, allow_none=True, metadata={
+        "description": "The capture's transaction (reverse it to refund); null until captured"})
+    receipt = String(allow_none=True, metadata={**RECEIPT, "description": RECEIPT["description"] + "; on capture"})
 
 
 class PageQuery(Schema):

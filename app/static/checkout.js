@@ -259,13 +259,13 @@
 
   // ---- redeem: hold -> confirm -> capture (or straight redeem after the confirm, without the holds API) ---
 
-  function notEnough(reward) {
-    return function (problem) {
-      if (problem.title === "Not enough points" || /points/i.test(problem.detail || "")) {
-        return t("error.not_enough", {available: n(state.member.available_points), needed: n(reward.points_cost)});
-      }
-      return null;
-    };
+  /* Too few points: the balance on screen may be stale (another till spent some), so look again and say how
+     many there are now. */
+  async function failRedeem(error, reward) {
+    var tooFew = error instanceof PageError && error.status === 409 && error.problem.title === "Not enough points";
+    await refreshMember().catch(function () {});
+    if (!tooFew) return fail(error);
+    show("error", t("error.not_enough", {available: n(state.member.available_points), needed: n(reward.points_cost)}));
   }
 
   async function askToRedeem(reward) {
@@ -277,11 +277,11 @@
     if (boot.holds) {
       try {
         var result = await api("POST", "/api/v1/checkout/holds", {member_id: state.member.id, reward_id: reward.id},
-                               pending.key, {409: notEnough(reward)});
+                               pending.key);
         pending.hold = result.data;
       } catch (error) {
         state.pending = null;
-        fail(error);
+        await failRedeem(error, reward);
         return;
       }
     }
@@ -298,7 +298,7 @@
                            {409: holdEnded});
       } else {
         result = await api("POST", "/api/v1/members/" + state.member.id + "/redeem", {reward_id: pending.reward.id},
-                           pending.key, {409: notEnough(pending.reward)});
+                           pending.key);
       }
       closeConfirm();
       var entry = result.data.transaction;
@@ -308,8 +308,7 @@
            result.replayed);
     } catch (error) {
       closeConfirm();
-      fail(error);
-      refreshMember().catch(function () {});
+      await failRedeem(error, pending.reward);
     }
   }
 

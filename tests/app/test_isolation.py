@@ -26,7 +26,9 @@ KNOWN_ENDPOINTS = {
     ("GET", "members.get_member"), ("POST", "members.earn"), ("POST", "members.redeem"),
     ("POST", "members.reverse"), ("POST", "members.adjust"), ("GET", "members.transactions"),
     ("GET", "members.member_pass"),
-    ("POST", "checkout.lookup"), ("POST", "checkout.enrol_at_counter"), ("POST", "pairing.create"),
+    ("POST", "checkout.lookup"), ("POST", "checkout.place_hold"), ("GET", "checkout.get_hold"),
+    ("POST", "checkout.capture_hold"), ("POST", "checkout.void_hold"), ("POST", "checkout.enrol_at_counter"),
+    ("POST", "pairing.create"),
 }
 
 # Routes that only create the caller's own data and take no other object's id: nothing to isolate.
@@ -84,20 +86,22 @@ def test_calls_with_another_merchants_ids_leave_its_data_unchanged(app, client):
 
 
 def make_tenant_with_history(app, client) -> dict:
-    """Merchant A with a program, a reward, a member holding points, and a transaction."""
+    """Merchant A with a program, a reward, a member holding points, a transaction and a hold."""
     _, key = make_merchant(app, "Bean There")
     program = make_program(client, key)
     reward = make_reward(client, key, program["id"], name=f"Secret reward {uuid.uuid4().hex[:6]}")
     member = make_member(client, key, program["id"], points=250, name=f"Ada Tenant {uuid.uuid4().hex[:6]}")
     statement = client.get(f"/api/v1/members/{member['id']}/transactions", headers=auth(key)).get_json()
+    hold = client.post("/api/v1/checkout/holds", json={"member_id": member["id"], "points": 20},
+                       headers=auth(key, str(uuid.uuid4()))).get_json()
     return {"key": key, "program": program, "reward": reward, "member": member,
-            "transaction": statement["data"][0]}
+            "transaction": statement["data"][0], "hold": hold}
 
 
 def tenant_ids(tenant: dict) -> dict:
     """Each path parameter of the merchant API -> the value that names one of the tenant's objects."""
     return {"program_id": tenant["program"]["id"], "member_id": tenant["member"]["id"],
-            "transaction_id": tenant["transaction"]["id"], "kind": "logo"}
+            "transaction_id": tenant["transaction"]["id"], "hold_id": tenant["hold"]["id"], "kind": "logo"}
 
 
 def write_bodies(tenant: dict) -> dict:
@@ -113,6 +117,9 @@ def write_bodies(tenant: dict) -> dict:
         "members.reverse": {"json": {}},
         "members.adjust": {"json": {"points": 500, "reason": "Planted credit"}},
         "checkout.lookup": {"json": {"barcode": tenant["member"]["barcode_value"]}},
+        "checkout.place_hold": {"json": {"barcode": tenant["member"]["barcode_value"], "points": 10}},
+        "checkout.capture_hold": {"json": {}},
+        "checkout.void_hold": {"json": {}},
         "checkout.enrol_at_counter": {"json": {"program_id": tenant["program"]["id"], "name": "Planted member"}},
     }
 
@@ -150,6 +157,8 @@ def snapshot(client, tenant: dict) -> dict:
     member = client.get(f"/api/v1/members/{tenant['member']['id']}", headers=headers).get_json()
     program = client.get(f"/api/v1/programs/{tenant['program']['id']}", headers=headers).get_json()
     statement = client.get(f"/api/v1/members/{tenant['member']['id']}/transactions", headers=headers).get_json()
+    hold = client.get(f"/api/v1/checkout/holds/{tenant['hold']['id']}", headers=headers).get_json()
     return {"balance": member["points_balance"], "lifetime": member["lifetime_points"], "name": member["name"],
+            "held": member["held_points"], "hold": hold["status"],
             "program": program["name"], "rewards": [r["id"] for r in program["rewards"]],
             "images": program["images"], "transactions": [t["id"] for t in statement["data"]]}

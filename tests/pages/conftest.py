@@ -55,7 +55,8 @@ def pytest_terminal_summary(terminalreporter, config):
 def find_chromium() -> str | None:
     """PUNCHPASS_CHROMIUM when set (only it: point it nowhere to try the skip), else Debian's package."""
     chosen = os.environ.get("PUNCHPASS_CHROMIUM")
-    candidates = [chosen] if chosen else ["/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")]
+    candidates = [chosen] if chosen else ["/usr/bin/chromium", shutil.which("chromium"),
+                                          shutil.which("chromium-browser")]
     return next((path for path in candidates if path and os.access(path, os.X_OK)), None)
 
 

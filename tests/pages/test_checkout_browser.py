@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import update
 
+from app.models import Hold, utcnow
+from app.services import services
 from tests.factories import auth, make_api_key, make_member, make_merchant, make_program, make_reward
 from tests.pages.conftest import screenshot
 
@@ -144,6 +148,49 @@ def test_redeem_a_reward_asks_then_charges(page, shop):
     assert member_points(shop) == 50
 
 
+def test_an_expired_hold_is_not_charged(page, shop, live_server):
+    signed_in(page, shop)
+    scan_by_keyboard(page, shop["member"]["barcode_value"])
+    page.click("button.reward:has-text('Free coffee')")
+    expect(page.locator("#confirm")).to_be_visible()
+    with live_server.app.app_context(), services(live_server.app).sessions() as session:  # the till waited too long
+        session.execute(update(Hold).where(Hold.member_id == shop["member"]["id"])
+                        .values(expires_at=utcnow() - timedelta(seconds=1)))
+        session.commit()
+    page.click("#confirm-yes")
+    expect(page.locator("#status")).to_have_text("This hold has already ended (expired); nothing was charged. "
+                                                 "Start again.")
+    expect(page.locator("#member-points")).to_have_text("150")
+    assert member_points(shop) == 150
+
+
+def test_undo_the_last_earn_within_a_minute(page, shop):
+    signed_in(page, shop)
+    scan_by_keyboard(page, shop["member"]["barcode_value"])
+    for key in "25":
+        page.click(f"#keypad [data-key='{key}']")
+    page.click("#earn")
+    expect(page.locator("#member-points")).to_have_text("175")
+    expect(page.locator("#undo")).to_have_text(re.compile(r"Undo \((60|59|58) s\)"))
+    page.click("#undo")
+    expect(page.locator("#status")).to_have_text("Undone. 150 points available.")
+    expect(page.locator("#undo")).to_be_hidden()
+    assert member_points(shop) == 150
+
+
+def test_a_hold_placed_elsewhere_is_listed_and_can_be_charged(page, shop):
+    shop["client"].post("/api/v1/checkout/holds", json={"member_id": shop["member"]["id"], "points": 30},
+                        headers=auth(shop["till"], str(uuid.uuid4())))
+    signed_in(page, shop)
+    scan_by_keyboard(page, shop["member"]["barcode_value"])
+    expect(page.locator("#member-points")).to_have_text("120")
+    expect(page.locator("#member-held")).to_have_text("30 held")
+    page.click("#hold-list button:has-text('Charge')")
+    expect(page.locator("#holds")).to_be_hidden()
+    expect(page.locator("#member-points")).to_have_text("120")
+    assert member_points(shop) == 120
+
+
 def test_cancel_spends_nothing(page, shop):
     signed_in(page, shop)
     scan_by_keyboard(page, shop["member"]["barcode_value"])
@@ -162,7 +209,7 @@ def test_not_enough_points_is_a_sentence(page, shop):
     page.click("button.reward:has-text('Free coffee')")
     if page.locator("#confirm").is_visible():  # no holds API: the refusal comes with the confirmation
         page.click("#confirm-yes")
-    expect(page.locator("#status")).to_have_text("Not enough points: 150 available, 100 needed.")
+    expect(page.locator("#status")).to_have_text("Not enough points: 30 available, 100 needed.")
     expect(page.locator("#member-points")).to_have_text("30")
     assert member_points(shop) == 30
 

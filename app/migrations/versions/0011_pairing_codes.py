@@ -1,13 +1,13 @@
 """pairing_codes: short-lived single-use codes that pair a till with a new POS key (/checkout)
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0011'
-down_revision = '0009'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
