@@ -16,18 +16,25 @@ from tests.factories import auth, make_api_key, make_member, make_merchant, make
 from tests.pages.conftest import screenshot
 
 
-@pytest.fixture
-def shop(live_server):
-    """A merchant with a program, two rewards, a member with 150 points and a till key."""
+@pytest.fixture(scope="module")
+def merchant(live_server):
+    """A merchant with a program, two rewards and a till key, shared by the module's tests."""
     app, client = live_server.app, live_server.app.test_client()
     merchant_id, admin = make_merchant(app)
     program = make_program(client, admin)
     coffee = make_reward(client, admin, program["id"], "Free coffee", 100)
     cake = make_reward(client, admin, program["id"], "Cheesecake", 250)
-    member = make_member(client, admin, program["id"], points=150, name="Mina Park")
     till = make_api_key(app, merchant_id, "pos")
-    return {"client": client, "admin": admin, "till": till, "program": program, "member": member,
-            "coffee": coffee, "cake": cake, "merchant_id": merchant_id}
+    return {"client": client, "admin": admin, "till": till, "program": program, "coffee": coffee, "cake": cake,
+            "merchant_id": merchant_id}
+
+
+@pytest.fixture
+def shop(merchant):
+    """The merchant and a member of its own with 150 points."""
+    member = make_member(merchant["client"], merchant["admin"], merchant["program"]["id"], points=150,
+                         name="Mina Park")
+    return {**merchant, "member": member}
 
 
 def sign_in(page, credential: str) -> None:
@@ -204,6 +211,7 @@ def test_cancel_spends_nothing(page, shop):
 def test_not_enough_points_is_a_sentence(page, shop):
     signed_in(page, shop)
     scan_by_keyboard(page, shop["member"]["barcode_value"])
+    expect(page.locator("#member-points")).to_have_text("150")
     shop["client"].post(f"/api/v1/members/{shop['member']['id']}/redeem", json={"points": 120},
                         headers=auth(shop["admin"], str(uuid.uuid4())))  # spent at another till meanwhile
     page.click("button.reward:has-text('Free coffee')")
