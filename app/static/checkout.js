@@ -138,6 +138,8 @@
   function showMember(member) {
     state.member = member;
     $("enrol").hidden = true;
+    $("scan").hidden = false;
+    $("scan").classList.add("compact");
     $("member").hidden = false;
     $("member-name").textContent = member.name;
     $("member-tier").textContent = member.tier || "";
@@ -210,6 +212,7 @@
     forgetUndo();
     clearMessages();
     $("member").hidden = true;
+    $("scan").classList.remove("compact");
     $("code").focus();
   }
 
@@ -456,6 +459,7 @@
     $("enrol-form").hidden = false;
     $("enrolled").hidden = true;
     $("enrol").hidden = false;
+    $("scan").hidden = true;  // the form, then the card's QR, get the whole screen
     $("enrol-name").focus();
   }
 
@@ -464,6 +468,7 @@
     var body = {program_id: Number($("enrol-program").value), name: $("enrol-name").value.trim(),
                 locale: boot.locale};
     if ($("enrol-email").value.trim()) body.email = $("enrol-email").value.trim();
+    if ($("enrol-phone").value.trim()) body.phone = $("enrol-phone").value.trim();
     try {
       var result = await api("POST", "/api/v1/checkout/members", body, enrolKey);
       var member = result.data;
@@ -491,7 +496,11 @@
   });
   $("camera-button").addEventListener("click", toggleCamera);
   $("enrol-button").addEventListener("click", openEnrol);
-  $("enrol-cancel").addEventListener("click", function () { $("enrol").hidden = true; $("code").focus(); });
+  $("enrol-cancel").addEventListener("click", function () {
+    $("enrol").hidden = true;
+    $("scan").hidden = false;
+    $("code").focus();
+  });
   $("enrol-form").addEventListener("submit", enrol);
   $("keypad").addEventListener("click", function (event) {
     var key = event.target.closest("[data-key]");

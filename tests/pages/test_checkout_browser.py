@@ -80,6 +80,9 @@ def test_sign_in_with_a_pos_key_then_scan_by_keyboard_wedge(page, shop):
     expect(page.locator("button.reward", has_text="Free coffee")).to_be_enabled()
     expect(page.locator("button.reward", has_text="Cheesecake")).to_be_disabled()  # 250 > 150: greyed
     screenshot(page, "checkout-member")
+    page.emulate_media(color_scheme="dark")
+    screenshot(page, "checkout-member-dark")
+    page.emulate_media(color_scheme="light")
     page.click("#member-name")  # the focus is off the code field: the scanner's typing still lands there, whole
     scan_by_keyboard(page, "no-such-card")
     expect(page.locator("#status")).to_have_text("No card found for “no-such-card”. Check the code and try again.")
@@ -232,6 +235,7 @@ def test_enrol_at_the_counter_shows_the_card_qr(page, shop):
     qr = page.locator("#enrolled-qr")
     expect(qr).to_be_visible()
     page.wait_for_function("document.getElementById('enrolled-qr').naturalWidth > 0")
+    screenshot(page, "checkout-enrolled")
     page.click("#enrolled-continue")
     expect(page.locator("#member-name")).to_have_text("Jun Sato")
     expect(page.locator("#member-points")).to_have_text("0")
