@@ -22,7 +22,7 @@ from app.models import Hold, LedgerEntry, Member, Reward
 
 DEFAULT_TTL_SECONDS = 300
 MAX_TTL_SECONDS = 3600
-SWEEP_BATCH = 500  # members settled per sweep transaction
+SWEEP_BATCH = 100  # holds per sweep transaction (each member stays locked until its commit); the next sweep goes on
 
 
 def place_hold(session: Session, member: Member, points: int | None = None, *, reward: Reward | None = None,
