@@ -75,8 +75,10 @@ def fake_camera(tmp_path_factory) -> FakeCamera:
     return FakeCamera(tmp_path_factory.mktemp("camera") / "camera.y4m")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(fake_camera):
+    """One Chromium for the browser tests, closed when they are done: Playwright's sync API keeps an asyncio loop
+    running on this thread while it is open, which other tests' own event loops cannot share."""
     executable = find_chromium()
     if executable is None:  # left out at collection already; this covers a binary gone since
         pytest.skip(HOW_TO_ENABLE)
