@@ -28,6 +28,7 @@ from app.health import warn_about_expiring_certificates
 from app.logs import mask_dev_server_access_log
 from app.metrics import install_metrics
 from app.models import utcnow
+from app.pages import checkout as _checkout_page  # noqa: F401  (adds /checkout to the pages blueprint)
 from app.pages.routes import bp as pages_bp
 from app.ratelimits import install_rate_limits
 from app.relay import OutboxRelay

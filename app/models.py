@@ -72,6 +72,20 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class PairingCode(Base):
+    """A short-lived, single-use code an admin hands a till: entered (or scanned) on /checkout it creates a POS key
+    for that till and signs it in, so nobody types a 50-character key. Only the code's SHA-256 is stored."""
+    __tablename__ = "pairing_codes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    store: Mapped[str | None] = mapped_column(String(120), nullable=True)  # the POS key it makes gets this store
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)  # made when used
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Program(Base):
     __tablename__ = "programs"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -8,10 +8,10 @@ from apiflask import APIBlueprint
 from app.api.idempotency import idempotent_write
 from app.api.openapi import problems
 from app.api.present import hold_json, hold_summary, member_json
-from app.api.schemas import HoldIn, HoldOut, LookupIn, LookupOut
+from app.api.schemas import CounterEnrolIn, HoldIn, HoldOut, LookupIn, LookupOut, MemberOut
 from app.auth import POS, auth, current_caller
 from app.domain import holds, ledger, members, programs
-from app.domain.rewards import redeemable_rewards
+from app.domain.rewards import active_rewards, redeemable_rewards
 from app.models import utcnow
 from app.services import db_session
 
@@ -38,7 +38,22 @@ def lookup(data):
     body["redeemable_rewards"] = redeemable_rewards(member.program, member.available_points)
     body["active_holds"] = [hold_summary(hold, now) for hold in holds.live_holds(session, member, now)]
     body["other_matches"] = others
+    body["rewards"] = active_rewards(member.program)
     return body
+
+
+@bp.post("/members")
+@bp.auth_required(auth, roles=POS)
+@idempotent_write
+@bp.input(CounterEnrolIn, arg_name="data")
+@bp.output(MemberOut, status_code=201)
+@bp.doc(responses=problems(400, 401, 404, 409, 413, 422))
+def enrol_at_counter(data):
+    """Enrol a customer at the till (a POS key may): the answer's `apple_pass_url` is the card link to show as a
+    QR, so they add the card to their wallet on the spot."""
+    session = db_session()
+    program = programs.get_program(session, current_caller().merchant_id, data.pop("program_id"))
+    return member_json(members.enroll_member(session, program, data))
 
 
 @bp.post("/holds")

@@ -16,6 +16,8 @@ from app.domain.holds import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from app.domain.ledger import MAX_POINTS, ROUNDING
 from app.domain.members import PHONE_PATTERN
 from app.domain.webhook_targets import MAX_URL_LENGTH
+from app.pairing import DEFAULT_TTL_SECONDS as DEFAULT_PAIRING_TTL
+from app.pairing import MAX_TTL_SECONDS as MAX_PAIRING_TTL
 from app.service_accounts import PROJECT_ID_PATTERN
 from app.untrusted import MAX_ID
 from passes.images import UPLOAD_KINDS
@@ -281,6 +283,7 @@ class LookupOut(MemberOut):
     other_matches = List(Nested(MemberMatch), metadata={
         "description": "For a phone or email several members share (one per program, say): the others, newest "
                        "first; the member returned is the most recently enrolled"})
+    rewards = List(Nested(RewardSummary), metadata={"description": "Every active reward, cheapest first"})
 
 
 # Request bodies that take exactly one of some fields: schema name -> each group of fields.
@@ -564,3 +567,23 @@ class RewardPatch(Schema):
     name = String(validate=Length(1, 120))
     points_cost = _points()
     active = JsonBoolean(metadata={"description": "false hides it and stops redemptions until set true again"})
+
+
+class CounterEnrolIn(MemberIn):
+    """Enrol at the counter (a POS key): the program the customer joins, and who they are."""
+    program_id = _id(required=True)
+
+
+class PairingCodeIn(Schema):
+    store = String(validate=Length(1, 120), allow_none=True, metadata={
+        "description": "The shop the paired till is in; the POS key made at pairing carries it"})
+    ttl_seconds = WholeNumber(validate=Range(min=60, max=MAX_PAIRING_TTL), metadata={
+        "description": f"How long the code works (default {DEFAULT_PAIRING_TTL})"})
+
+
+class PairingCodeOut(Schema):
+    code = String(metadata={"description": "8 characters the till types (or scans) on /checkout; works once"})
+    store = String(allow_none=True)
+    expires_at = DateTime()
+    pair_url = String(metadata={"description": "/checkout with the code in the fragment: what the QR holds"})
+    qr_svg = String(metadata={"description": "pair_url as a QR code (SVG), for a screen or a printout"})

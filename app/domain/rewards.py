@@ -46,3 +46,8 @@ def retire_reward(session: Session, reward: Reward) -> None:
     reward.active, reward.retired_at = False, utcnow()
     design_changed(session, program)
     session.flush()
+
+
+def active_rewards(program: Program) -> list[Reward]:
+    """Every reward the till can offer, cheapest first (the checkout page greys those the member cannot afford)."""
+    return sorted((r for r in program.rewards if r.active), key=lambda r: (r.points_cost, r.id))

@@ -30,7 +30,8 @@ KNOWN_ENDPOINTS = {
     ("POST", "members.reverse"), ("POST", "members.adjust"), ("GET", "members.transactions"),
     ("GET", "members.member_pass"),
     ("POST", "checkout.lookup"), ("POST", "checkout.place_hold"), ("GET", "checkout.get_hold"),
-    ("POST", "checkout.capture_hold"), ("POST", "checkout.void_hold"),
+    ("POST", "checkout.capture_hold"), ("POST", "checkout.void_hold"), ("POST", "checkout.enrol_at_counter"),
+    ("POST", "pairing.create"),
     ("POST", "fcm.register_device"), ("DELETE", "fcm.remove_device"),
     ("POST", "webhooks.create_webhook"), ("GET", "webhooks.list_webhooks"), ("DELETE", "webhooks.delete_webhook"),
     ("GET", "webhooks.deliveries"), ("POST", "webhooks.replay"),
@@ -39,7 +40,8 @@ KNOWN_ENDPOINTS = {
 # Routes that only create the caller's own data and take no other object's id: nothing to isolate.
 OWN_DATA_ONLY = {("POST", "programs.create_program"), ("PUT", "fcm.put_credentials"),
                  ("GET", "fcm.get_credentials"), ("DELETE", "fcm.delete_credentials"),
-                 ("POST", "webhooks.create_webhook"), ("GET", "webhooks.list_webhooks")}
+                 ("POST", "webhooks.create_webhook"), ("GET", "webhooks.list_webhooks"),
+                 ("POST", "pairing.create")}
 
 
 def test_route_walk_finds_every_known_merchant_route(app):
@@ -149,6 +151,7 @@ def write_bodies(tenant: dict) -> dict:
         "webhooks.replay": {},
         "member_admin.update_member": {"json": {"name": "Renamed by a rival"}},
         "rewards.update_reward": {"json": {"points_cost": 1, "active": False}},
+        "checkout.enrol_at_counter": {"json": {"program_id": tenant["program"]["id"], "name": "Planted member"}},
     }
 
 
