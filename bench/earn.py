@@ -247,7 +247,7 @@ def report(out: dict, args) -> None:
                   f"{row['answered']}, 2xx {row['ok']}, sent {row['sent']})")
     print(f"\npunchpass ledger verify: {'OK' if out['verified'][0] else 'FAILED'}: {out['verified'][1]}")
     for load_avg, floor in out["floors"]:
-        what = "the app's statements of an earn (key, member, rewards, tag, devices, ledger, member, idempotency)" \
+        what = "the app's statements of an earn (key, member + tag, rewards, devices, ledger, member, idempotency)" \
             if floor["full"] else "lean (lock, update, ledger, idempotency)"
         what += "" if floor["durable"] else ", synchronous_commit off"
         print(f"SQL floor, one psycopg connection, {what}: {floor['tps']:,.0f} transactions/s "

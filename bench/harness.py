@@ -765,7 +765,7 @@ def sql_floor(database_url: str, member_ids: list[int], merchant_id: int, second
     """PostgreSQL alone: one psycopg connection looping lock member FOR UPDATE / update balance / insert
     ledger row / insert idempotency row / commit (the baseline app's writes). full=True sends what the app sends
     for an earn on a card without a device instead (FLOOR_FULL: the API key, the member with its program and
-    tiers, the rewards, the lock-free update tag, the device check, the ledger row, the member's one UPDATE, the
+    tiers and the lock-free update tag, the rewards, the device check, the ledger row, the member's one UPDATE, the
     idempotency record). durable=False sets synchronous_commit off for the session, to see the floor without the
     WAL flush. Balances stay equal to the ledger. Returns transactions/s and the statements and round trips of
     one."""
@@ -811,15 +811,14 @@ FLOOR_LEAN = [
 ]
 FLOOR_FULL = [  # the app's statements of one earn (tests/app/test_statements.py), in its order
     ("SELECT merchant_id, scope, id FROM api_keys WHERE key_hash = %(hash)s AND revoked_at IS NULL", False),
-    ("SELECT members.points_balance + 1, members.*, programs.*, tiers.* FROM members "  # + 1: the new balance,
+    ("SELECT members.points_balance + 1, "  # + 1: the new balance, which the app computes in Python
+     "(SELECT value FROM counters WHERE name = 'update_tag_base') + pg_current_xact_id()::text::bigint, "
+     "(SELECT value FROM counters WHERE name = 'update_tag_base') "
+     "+ pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1, members.*, programs.*, tiers.* FROM members "
      "JOIN programs ON programs.id = members.program_id LEFT JOIN tiers ON tiers.program_id = programs.id "
-     "WHERE members.id = %(m)s FOR UPDATE OF members", True),  # which the app computes in Python
+     "WHERE members.id = %(m)s FOR UPDATE OF members", True),
     ("SELECT rewards.* FROM rewards WHERE rewards.program_id = "
      "(SELECT program_id FROM members WHERE id = %(m)s) ORDER BY points_cost", False),
-    ("SELECT (SELECT value FROM counters WHERE name = 'update_tag_base') + pg_current_xact_id()::text::bigint, "
-     "(SELECT value FROM counters WHERE name = 'update_tag_base') "
-     "+ pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1 FROM members WHERE id = %(m)s FOR KEY SHARE",
-     False),
     ("SELECT EXISTS (SELECT id FROM device_registrations WHERE member_id = %(m)s)", False),
     _FLOOR_LEDGER_ROW,
     ("UPDATE members SET points_balance = points_balance + 1, lifetime_points = lifetime_points + 1, "

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from app.db import insert_row, update_changed
 from app.domain.errors import Conflict, InsufficientPoints, InvalidInput, NotFound
-from app.domain.passupdates import card_changed
+from app.domain.passupdates import UpdateTag, card_changed, keep_update_tag, update_tag_columns
 from app.domain.tiers import retier
 from app.models import LedgerEntry, Member, Program, Reward
 
@@ -48,13 +48,19 @@ def lock_member(session: Session, member: Member) -> Member:
 
 
 def _lock(session: Session, *where) -> Member | None:
-    member = session.scalars(
-        select(Member).where(*where).with_for_update(of=Member)
+    """On PostgreSQL the same statement returns the card change's update tag (one round trip fewer)."""
+    tag_columns = update_tag_columns() if session.get_bind().dialect.name == "postgresql" else ()
+    row = session.execute(
+        select(Member, *tag_columns).where(*where).with_for_update(of=Member)
         .options(joinedload(Member.program).joinedload(Program.tiers),
                  joinedload(Member.program).selectinload(Program.rewards))
         .execution_options(populate_existing=True)).unique().one_or_none()
-    if member is not None:
-        _locked_ids(session).add(member.id)
+    if row is None:
+        return None
+    member = row[0]
+    if tag_columns:
+        keep_update_tag(session, Member, member.id, UpdateTag(*row[1:]))
+    _locked_ids(session).add(member.id)
     return member
 
 
