@@ -49,7 +49,7 @@ def sign_in(page, email: str, password: str) -> None:
 
 def test_first_sign_in_branding_preview_and_the_next_pass(browser, live_server, owner):
     context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="en-US", base_url=live_server.url)
-    context.set_default_timeout(5000)
+    context.set_default_timeout(15000)  # argon2 and a busy machine: navigations can take seconds
     page = context.new_page()
     page.goto("/dashboard/sign-in")
     screenshot(page, "dashboard-sign-in")

@@ -144,7 +144,9 @@ def test_a_delivery_is_dead_after_24_hours_and_can_be_replayed(hook_app, hook_cl
     listed = attempts(hook_client, key, webhook["id"])
     assert {a["delivery_status"] for a in listed} == {"dead"} and listed[0]["next_retry_at"] is None
     last = datetime.fromisoformat(listed[0]["attempted_at"])
-    assert RETRY_WINDOW <= last - start <= RETRY_WINDOW + timedelta(seconds=5)  # the last one at the window's end
+    # the last one at the window's end; the window opened when the event was written, a moment before the first
+    # attempt (how long a moment depends on the machine's load)
+    assert RETRY_WINDOW - timedelta(seconds=5) <= last - start <= RETRY_WINDOW + timedelta(seconds=5)
     assert 20 <= len(listed) <= 40 and all(a["status_code"] == 503 for a in listed)
     gaps = [datetime.fromisoformat(a["attempted_at"]) for a in reversed(listed)]
     assert gaps[2] - gaps[1] > gaps[1] - gaps[0]  # backing off
