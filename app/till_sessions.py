@@ -10,45 +10,30 @@ the cookie in that browser; a copied cookie is good until the key is revoked or 
 
 from __future__ import annotations
 
-import hmac
-import secrets
+from flask import Request, Response
 
-from flask import Request, Response, current_app
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from app.signed_cookies import CSRF_FIELD, SignedCookie, csrf_matches, new_csrf_token
 
-from app.services import app_config
+__all__ = ["COOKIE", "CSRF_FIELD", "CSRF_HEADER", "api_key_id", "csrf_matches", "new_session", "read", "write"]
 
 COOKIE = "punchpass_till"
 CSRF_HEADER = "X-CSRF-Token"
-CSRF_FIELD = "csrf_token"
 MAX_AGE = 30 * 24 * 3600  # a till signs in once a month at most
-_SALT = "punchpass-till-session"
+_COOKIE = SignedCookie(COOKIE, "punchpass-till-session", MAX_AGE)
 
 
 def read(request: Request) -> dict:
     """The session in the request's cookie ({} when absent, forged or too old)."""
-    raw = request.cookies.get(COOKIE)
-    if not raw:
-        return {}
-    try:
-        data = _serializer().loads(raw, max_age=MAX_AGE)
-    except BadSignature:
-        return {}
-    return data if isinstance(data, dict) and isinstance(data.get("csrf"), str) else {}
+    return _COOKIE.read(request)
 
 
 def new_session(key_id: int | None = None) -> dict:
     """A fresh CSRF token with every sign-in and sign-out, so a token seen before does not outlive them."""
-    return {"csrf": secrets.token_urlsafe(24), **({"key_id": key_id} if key_id is not None else {})}
+    return {"csrf": new_csrf_token(), **({"key_id": key_id} if key_id is not None else {})}
 
 
 def write(response: Response, session: dict, request: Request) -> None:
-    response.set_cookie(COOKIE, _serializer().dumps(session), max_age=MAX_AGE, httponly=True, samesite="Strict",
-                        secure=_secure(request), path="/")
-
-
-def csrf_matches(session: dict, presented: str | None) -> bool:
-    return bool(session) and bool(presented) and hmac.compare_digest(session["csrf"], presented)
+    _COOKIE.write(response, session, request)
 
 
 def api_key_id(request: Request) -> int | None:
@@ -58,11 +43,3 @@ def api_key_id(request: Request) -> int | None:
     if not isinstance(key_id, int) or not csrf_matches(session, request.headers.get(CSRF_HEADER)):
         return None
     return key_id
-
-
-def _secure(request: Request) -> bool:
-    return request.is_secure or app_config().public_base_url.startswith("https://")
-
-
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)

@@ -7,47 +7,36 @@ everywhere" or a password change) signs nobody in. Every POST must carry the coo
 from __future__ import annotations
 
 import functools
-import secrets
 
-from flask import Request, Response, abort, current_app, g, redirect, request, url_for
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from flask import Request, Response, abort, g, redirect, request, url_for
 
 from app.domain.users import get_user
 from app.models import User
-from app.services import app_config, db_session
-from app.till_sessions import CSRF_FIELD, csrf_matches
+from app.services import db_session
+from app.signed_cookies import CSRF_FIELD, SignedCookie, csrf_matches, new_csrf_token
 
 COOKIE = "punchpass_dashboard"
 MAX_AGE = 12 * 3600  # a working day; every request renews it
-_SALT = "punchpass-dashboard-session"
+_COOKIE = SignedCookie(COOKIE, "punchpass-dashboard-session", MAX_AGE, path="/dashboard")
 
 __all__ = ["COOKIE", "CSRF_FIELD", "current_user", "new_session", "owner_only", "read", "signed_in", "write"]
 
 
 def read(request: Request) -> dict:
     """The session in the request's cookie ({} when absent, forged or too old)."""
-    raw = request.cookies.get(COOKIE)
-    if not raw:
-        return {}
-    try:
-        data = _serializer().loads(raw, max_age=MAX_AGE)
-    except BadSignature:
-        return {}
-    return data if isinstance(data, dict) and isinstance(data.get("csrf"), str) else {}
+    return _COOKIE.read(request)
 
 
 def new_session(user: User | None = None) -> dict:
     """A fresh CSRF token with every sign-in and sign-out."""
-    session = {"csrf": secrets.token_urlsafe(24)}
+    session = {"csrf": new_csrf_token()}
     if user is not None:
         session.update(user_id=user.id, generation=user.session_generation)
     return session
 
 
 def write(response: Response, session: dict) -> None:
-    secure = request.is_secure or app_config().public_base_url.startswith("https://")
-    response.set_cookie(COOKIE, _serializer().dumps(session), max_age=MAX_AGE, httponly=True, samesite="Strict",
-                        secure=secure, path="/dashboard")
+    _COOKIE.write(response, session, request)
 
 
 def current_user(session: dict) -> User | None:
@@ -88,7 +77,3 @@ def owner_only(view):
             abort(403)
         return view(*args, **kwargs)
     return wrapper
-
-
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
