@@ -139,11 +139,11 @@ def badge_lines(brand: str, text: str) -> list[str]:
 
 
 def badge_width(lines: list[str]) -> int:
-    """Icon, text and padding: Latin letters about 0.56 em wide, CJK a full em (16 px, or 19 px for a second
+    """Icon, text and padding: Latin letters about half an em wide, CJK a full em (16 px, or 19 px for a second
     line)."""
     size = 19 if len(lines) == 2 else 16
     text = lines[-1]
-    return 52 + round(sum(size if ord(char) > 0x2E80 else size * 0.56 for char in text)) + 16
+    return 52 + round(sum(size if ord(char) > 0x2E80 else size * 0.5 for char in text)) + 14
 
 
 def join_url(program: Program) -> str:
