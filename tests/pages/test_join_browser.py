@@ -152,6 +152,10 @@ def test_the_member_page_from_a_lost_card_magic_link(visitor, shop, caplog):
     assert brands_in_order(page) == ["apple"]
     assert_accessible(page)
     screenshot(page, "member-page")
+    page.emulate_media(color_scheme="dark")
+    assert_accessible(page)  # contrast holds in dark mode too
+    screenshot(page, "member-page-dark")
+    page.emulate_media(color_scheme="light")
     page.click("#copy")
     expect(page.locator("#share-note")).to_have_text("Link copied.")
     page.goto(link)
