@@ -115,12 +115,16 @@ def badge(brand: str, locale: str):
 
 
 def wallet_buttons(member: Member) -> list[dict]:
+    return badges_in_order(apple_pass_url(member), member_json(member)["google_save_url"], platform())
+
+
+def badges_in_order(apple_url: str, google_url: str | None, visitor_platform: str) -> list[dict]:
     """The badges to show, in order: the visitor's platform first (Android: Google; otherwise Apple). Google's
     only when Google Wallet is configured (the member's `google_save_url` is not null)."""
-    apple = {"brand": "apple", "href": apple_pass_url(member), "label": "badge.apple"}
-    google_url = member_json(member)["google_save_url"]
-    buttons = [apple] + ([{"brand": "google", "href": google_url, "label": "badge.google"}] if google_url else [])
-    return list(reversed(buttons)) if platform() == "android" else buttons
+    buttons = [{"brand": "apple", "href": apple_url, "label": "badge.apple"}]
+    if google_url:
+        buttons.append({"brand": "google", "href": google_url, "label": "badge.google"})
+    return list(reversed(buttons)) if visitor_platform == "android" else buttons
 
 
 def platform() -> str:

@@ -16,6 +16,7 @@ from app.config import load_config
 from app.domain.member_links import MEMBER_LINK_MAIL
 from app.domain.outbox import due_event_ids
 from app.models import Member, MemberLink, OutboxEvent, utcnow
+from app.pages.join import badges_in_order, platform
 from app.services import services
 from tests.factories import assert_problem, auth, earn, make_member, make_merchant, make_program, make_reward
 from tests.fakes.smtp import FakeSMTP
@@ -133,6 +134,25 @@ def test_enrolling_creates_the_member_and_shows_the_apple_badge(app, client, sho
         member = session.scalar(select(Member).where(Member.name == "Aiko Enrolled"))
         assert (member.email, member.phone, member.program_id) == ("aiko@example.com", "+819012345678",
                                                                    shop["program"]["id"])
+
+
+@pytest.mark.parametrize("visitor_platform, google_url, expected", [
+    ("ios", "https://punchpass.test/google/save/x", ["apple", "google"]),
+    ("android", "https://punchpass.test/google/save/x", ["google", "apple"]),
+    ("desktop", "https://punchpass.test/google/save/x", ["apple", "google"]),
+    ("android", None, ["apple"]),  # Google Wallet not configured: no Google badge on any platform
+])
+def test_the_visitors_platform_comes_first_and_google_only_when_configured(visitor_platform, google_url, expected):
+    badges = badges_in_order("https://punchpass.test/cards/t.pkpass", google_url, visitor_platform)
+    assert [badge["brand"] for badge in badges] == expected
+
+
+def test_the_platform_is_read_from_the_user_agent(app):
+    agents = {IPHONE: "ios", IPHONE.replace("iPhone", "iPad"): "ios", "Mozilla/5.0 (Linux; Android 14)": "android",
+              "Mozilla/5.0 (Windows NT 10.0; Win64; x64)": "desktop", "": "desktop"}
+    for agent, expected in agents.items():
+        with app.test_request_context(headers={"User-Agent": agent}):
+            assert platform() == expected
 
 
 def test_a_desktop_visitor_gets_a_qr_code_of_the_card_page(client, shop):
