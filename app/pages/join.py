@@ -192,7 +192,7 @@ def respond(session: dict, response) -> Response:
 def join_throttled(retry_after: int) -> Response:
     """The rate limiter's answer on the public forms: a page saying to wait (429)."""
     session = member_sessions.read(request) or member_sessions.new_session()
-    body = render_template("public_message.html", **page_context(session), heading=t("join.lost", "en"),
+    body = render_template("public_message.html", **page_context(session), heading="Punchpass",
                            message="join.error.too_many")
     response = respond(session, make_response(body, 429))
     response.headers["Retry-After"] = str(retry_after)

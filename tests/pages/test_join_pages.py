@@ -15,6 +15,7 @@ from app import create_app
 from app.config import load_config
 from app.domain.member_links import MEMBER_LINK_MAIL
 from app.domain.outbox import due_event_ids
+from app.logs import mask_secrets
 from app.models import Member, MemberLink, OutboxEvent, utcnow
 from app.pages.join import badges_in_order, platform
 from app.services import services
@@ -345,6 +346,11 @@ def test_signing_out_ends_the_member_session(app, client, shop, caplog):
     page = browser.get("/member")
     browser.post("/member/sign-out", data={"csrf_token": csrf_of(page)})
     assert browser.get("/member").status_code == 401
+
+
+def test_magic_links_are_masked_in_access_logs():
+    masked = mask_secrets('"POST /member/link/r2LyJPwnBC3A7RJy HTTP/1.1" 303')
+    assert masked == '"POST /member/link/r2Ly*** HTTP/1.1" 303'
 
 
 def test_the_mail_goes_through_smtp_when_configured(test_env):
