@@ -8,6 +8,7 @@ import unicodedata
 from decimal import Decimal
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.domain.errors import Conflict, InvalidInput, NotFound
@@ -29,7 +30,7 @@ def create_program(session: Session, merchant_id: int, data: dict) -> Program:
     _apply(program, data)
     program.slug = _free_slug(session, data.get("slug"), program.name)
     session.add(program)
-    session.flush()
+    _flush_checking_slug(session, program.slug)
     replace_tiers(session, program, data.get("tiers", []))
     return program
 
@@ -41,6 +42,7 @@ def update_program(session: Session, program: Program, data: dict) -> Program:
     _apply(program, data)
     if data.get("slug") and data["slug"] != program.slug:
         program.slug = _free_slug(session, data["slug"], program.name)
+        _flush_checking_slug(session, program.slug)
     if "tiers" in data:
         replace_tiers(session, program, data["tiers"])
     design_changed(session, program)
@@ -97,6 +99,14 @@ def _free_slug(session: Session, chosen: str | None, name: str) -> str:
     while find_by_slug(session, slug) is not None:
         slug = f"{slug_from_name(name)}-{secrets.token_hex(3)}"
     return slug
+
+
+def _flush_checking_slug(session: Session, slug: str) -> None:
+    """Another program took the same slug between the check and now: its unique constraint says so."""
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"The slug {slug!r} is taken by another program.") from None
 
 
 def get_reward(session: Session, program_id: int, reward_id: int, field: str = "reward_id") -> Reward:
