@@ -35,6 +35,8 @@ from app.logs import mask_dev_server_access_log
 from app.metrics import install_metrics
 from app.models import utcnow
 from app.pages import checkout as _checkout_page  # noqa: F401  (adds /checkout to the pages blueprint)
+from app.pages import join as _join_page  # noqa: F401  (adds /join/<slug>, /cards/<token>, the badges)
+from app.pages import member as _member_page  # noqa: F401  (adds lost-card recovery and /member)
 from app.pages.routes import bp as pages_bp
 from app.ratelimits import install_rate_limits
 from app.relay import OutboxRelay

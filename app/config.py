@@ -48,6 +48,7 @@ class RateLimits:
     device_log: str = "60/minute"  # RATE_LIMIT_DEVICE_LOG: per address, /wallet/v1/log (no login, Apple says)
     sign_in: str = "10/minute"  # RATE_LIMIT_SIGN_IN: per address, attempts to sign a till in on /checkout
     dashboard_sign_in: str = "5/15 minutes"  # RATE_LIMIT_DASHBOARD_SIGN_IN: per address, wrong dashboard passwords
+    join: str = "10/minute"  # RATE_LIMIT_JOIN: per address, enrollments and lost-card mails from /join pages
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ class Config:
     fcm: FcmConfig = field(default_factory=FcmConfig)
     # WEBHOOKS_ALLOW_PRIVATE_TARGETS: http, loopback and private addresses allowed (never link-local/metadata)
     webhooks_allow_private_targets: bool = False
+    # SMTP_URL (smtp://[user:pass@]host[:port], smtps://...) and MAIL_FROM; no SMTP_URL: mail is logged (app/mail.py)
+    smtp_url: str | None = field(default=None, repr=False)
+    mail_from: str = "Punchpass <punchpass@localhost>"
 
     @property
     def web_service_url(self) -> str:
@@ -133,7 +137,31 @@ def load_config(environ: dict | None = None) -> Config:
         metrics_multiproc_dir=_existing_dir(env, "PROMETHEUS_MULTIPROC_DIR"),
         fcm=_fcm_config(env, secret_key),
         webhooks_allow_private_targets=_bool_setting(env, "WEBHOOKS_ALLOW_PRIVATE_TARGETS"),
+        smtp_url=_smtp_url(env),
+        mail_from=_mail_from(env),
     )
+
+
+def _smtp_url(env: dict) -> str | None:
+    url = env.get("SMTP_URL") or None
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError("SMTP_URL: expected smtp://[user:password@]host[:port] or smtps://..., got "
+                          f"{parts.scheme or 'no scheme'}://{parts.hostname or ''}")
+    try:
+        parts.port  # noqa: B018  (a malformed port raises here, at start-up, not at the first mail)
+    except ValueError:
+        raise ConfigError("SMTP_URL: the port must be a number") from None
+    return url
+
+
+def _mail_from(env: dict) -> str:
+    sender = env.get("MAIL_FROM") or "Punchpass <punchpass@localhost>"
+    if "@" not in sender:
+        raise ConfigError(f"MAIL_FROM: expected an address such as Shop <loyalty@example.com>, got {sender!r}")
+    return sender
 
 
 def _fcm_config(env: dict, secret_key: str) -> FcmConfig:
@@ -190,7 +218,7 @@ def _secret_key(env: dict, public_base_url: str) -> str:
 def _rate_limits(env: dict) -> RateLimits:
     names = {"api_key": "RATE_LIMIT_API_KEY", "public": "RATE_LIMIT_PUBLIC", "failed_auth": "RATE_LIMIT_FAILED_AUTH",
              "device_log": "RATE_LIMIT_DEVICE_LOG", "sign_in": "RATE_LIMIT_SIGN_IN",
-             "dashboard_sign_in": "RATE_LIMIT_DASHBOARD_SIGN_IN"}
+             "dashboard_sign_in": "RATE_LIMIT_DASHBOARD_SIGN_IN", "join": "RATE_LIMIT_JOIN"}
     defaults = RateLimits()
     return RateLimits(**{field_name: _rate_limit_setting(env, name, getattr(defaults, field_name))
                          for field_name, name in names.items()})

@@ -1,9 +1,10 @@
 """What may reach a log line: text from outside with its control characters escaped (one input line stays one
 log line), and request paths with the secrets they carry masked.
 
-The card link `/cards/<token>.pkpass` gives the whole card to whoever holds it, and a device library id lists a
-device's passes: access logs (the dev server's `werkzeug` logger, gunicorn's access log via gunicorn.conf.py)
-keep only their first characters, enough to tell two apart."""
+The card link `/cards/<token>.pkpass` gives the whole card to whoever holds it, a device library id lists a
+device's passes, and a lost card's magic link `/member/link/<token>` opens the member's page: access logs (the
+dev server's `werkzeug` logger, gunicorn's access log via gunicorn.conf.py) keep only their first characters,
+enough to tell two apart."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import logging
 import re
 
 SHOWN = 4  # characters of a masked token kept in the log
-_SECRET_IN_PATH = re.compile(r"(/cards/|/devices/)([^/?#\s\"'.]+)")
+_SECRET_IN_PATH = re.compile(r"(/cards/|/devices/|/member/link/)([^/?#\s\"'.]+)")
 # C0 and C1 controls, DEL, Unicode line/paragraph separators and bidirectional overrides (which reorder what an
 # operator reads), and the backslash itself so an escaped "\n" cannot be told from a typed one.
 _UNPRINTABLE = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")

@@ -104,11 +104,24 @@ class PairingCode(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class MemberLink(Base):
+    """A magic link mailed to a member who lost their card: single use, short-lived, only its SHA-256 stored."""
+    __tablename__ = "member_links"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Program(Base):
     __tablename__ = "programs"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    # The public name in `/join/<slug>` (app/domain/slugs.py): lowercase letters, digits and hyphens, unique.
+    slug: Mapped[str] = mapped_column(String(60), unique=True)
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     points_per_unit: Mapped[Decimal] = mapped_column(Numeric(12, 4), default=Decimal(1))
     rounding: Mapped[str] = mapped_column(String(8), default="down")

@@ -24,10 +24,13 @@ from app.dashboard.sign_in import sign_in_throttled as dashboard_sign_in_throttl
 from app.errors import problem
 from app.pages import bp as pages_bp
 from app.pages.checkout import sign_in_throttled
+from app.pages.join import join_throttled
 from app.wallet import bp as wallet_bp
 
 KEY_PREFIX = "punchpass-limits"
-CARD_LINK_ENDPOINT = "pages.public_pass"
+CARD_LINK_ENDPOINTS = ("pages.public_pass", "pages.card_page")
+# The customer's forms (enroll, mail a lost card's link, spend that link): per address, RATE_LIMIT_JOIN
+JOIN_ENDPOINTS = ("pages.join_submit", "pages.lost_card_submit", "pages.member_link_use")
 SIGN_IN_ENDPOINT = "pages.checkout_sign_in"
 DEVICE_LOG_ENDPOINT = "wallet.device_log"
 
@@ -47,6 +50,7 @@ def install_rate_limits(app: Flask, config: Config) -> Limiter:
     limiter.shared_limit(rates.sign_in, scope="sign-in", exempt_when=_not_sign_in)(pages_bp)
     limiter.shared_limit(rates.dashboard_sign_in, scope="dashboard-sign-in", exempt_when=_not_dashboard_sign_in,
                          deduct_when=_unauthorised)(dashboard_bp)  # wrong passwords only, per address
+    limiter.shared_limit(rates.join, scope="join", exempt_when=_not_join_form)(pages_bp)
     limiter.shared_limit(rates.device_log, scope="device-log", exempt_when=_not_device_log)(wallet_bp)
     app.register_error_handler(RateLimitExceeded, lambda error: _too_many_requests(limiter))
     return limiter
@@ -83,6 +87,8 @@ def _too_many_requests(limiter: Limiter) -> Response:
         return sign_in_throttled(retry_after_seconds(limiter))
     if request.endpoint == DASHBOARD_SIGN_IN_ENDPOINT:
         return dashboard_sign_in_throttled(retry_after_seconds(limiter))
+    if request.endpoint in JOIN_ENDPOINTS:
+        return join_throttled(retry_after_seconds(limiter))
     if request.blueprint == wallet_bp.name:
         return Response("", status=429, mimetype="text/plain", headers=headers)
     return problem(429, "Too Many Requests", "Too many requests; try again after the Retry-After seconds.",
@@ -94,7 +100,7 @@ def _unauthorised(response: Response) -> bool:
 
 
 def _not_card_link() -> bool:
-    return request.endpoint != CARD_LINK_ENDPOINT
+    return request.endpoint not in CARD_LINK_ENDPOINTS
 
 
 def _not_sign_in() -> bool:
@@ -103,6 +109,10 @@ def _not_sign_in() -> bool:
 
 def _not_dashboard_sign_in() -> bool:
     return not (request.endpoint == DASHBOARD_SIGN_IN_ENDPOINT and request.method == "POST")
+
+
+def _not_join_form() -> bool:
+    return not (request.endpoint in JOIN_ENDPOINTS and request.method == "POST")
 
 
 def _not_device_log() -> bool:

@@ -46,7 +46,8 @@ def seed_demo_program(session: Session, public_base_url: str) -> dict:
         result["hint"] = (f"the admin key was printed on the first run only; make another with "
                           f"`punchpass create-api-key --merchant {merchant.id} --scope admin`")
     result.update(merchant_id=merchant.id, program_id=program.id, member_id=member.id,
-                  apple_pass_url=f"{public_base_url}/cards/{member.download_token}.pkpass")
+                  apple_pass_url=f"{public_base_url}/cards/{member.download_token}.pkpass",
+                  enroll_url=f"{public_base_url}/join/{program.slug}")
     return result
 
 

@@ -1,6 +1,7 @@
-"""Sessions kept in one signed cookie (the checkout till's, the dashboard's): HttpOnly, SameSite=Strict, Secure
-when the site is https, always holding a CSRF token. The server keeps nothing; SECRET_KEY signs, a salt per
-cookie keeps one kind of session from passing for another, and `max_age` bounds how long a copy stays good."""
+"""Sessions kept in one signed cookie (the checkout till's, the dashboard's, the customer's): HttpOnly, Secure
+when the site is https, SameSite=Strict unless said otherwise, always holding a CSRF token. The server keeps
+nothing; SECRET_KEY signs, a salt per cookie keeps one kind of session from passing for another, and `max_age`
+bounds how long a copy stays good."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class SignedCookie:
     salt: str
     max_age: int  # seconds
     path: str = "/"
+    samesite: str = "Strict"  # "Lax" where a link from a mail app (a cross-site navigation) must carry it
 
     def read(self, request: Request) -> dict:
         """The session in the request's cookie ({} when absent, forged or too old)."""
@@ -37,7 +39,7 @@ class SignedCookie:
     def write(self, response: Response, session: dict, request: Request) -> None:
         secure = request.is_secure or app_config().public_base_url.startswith("https://")
         response.set_cookie(self.name, self._serializer().dumps(session), max_age=self.max_age, httponly=True,
-                            samesite="Strict", secure=secure, path=self.path)
+                            samesite=self.samesite, secure=secure, path=self.path)
 
     def _serializer(self) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=self.salt)

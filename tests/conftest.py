@@ -102,6 +102,7 @@ def test_env(cert_chain, database_url, tmp_path_factory) -> dict:
         "RATE_LIMIT_PUBLIC": "100000/second",
         "RATE_LIMIT_DEVICE_LOG": "100000/second",
         "RATE_LIMIT_SIGN_IN": "100000/second",
+        "RATE_LIMIT_JOIN": "100000/second",
         "APPLE_PASS_CERT": str(cert_chain["pass_cert"]),
         "APPLE_PASS_KEY": str(cert_chain["pass_key"]),
         "APPLE_WWDR_CERT": str(cert_chain["wwdr"]),

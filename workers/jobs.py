@@ -22,7 +22,7 @@ from app.domain.outbox import due_event_ids
 from app.domain.passupdates import APPLE_PUSH, PROGRAM_REFRESH
 from app.models import OutboxEvent, utcnow
 from app.services import db_session, services
-from workers import fcm, wallet_push, webhooks
+from workers import fcm, member_mail, wallet_push, webhooks
 from workers.errors import DeliveryFailed, RetryLater
 from workers.wallet_push import CardOutcome, CardPush
 
@@ -132,6 +132,7 @@ def _refresh_program(app: Flask, session: Session, event: OutboxEvent) -> None:
 HANDLERS: dict[str, Callable[[Flask, Session, OutboxEvent], None]] = {PROGRAM_REFRESH: _refresh_program,
                                                                      FCM: fcm.send_notification}
 HANDLERS.update(webhooks.HANDLERS)  # webhook fan-outs and attempts (workers/webhooks.py)
+HANDLERS.update(member_mail.HANDLERS)  # lost-card magic links (workers/member_mail.py)
 
 
 def _deliver_pushes_meanwhile(app: Flask) -> None:

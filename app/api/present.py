@@ -36,9 +36,14 @@ def card_link(public_base_url: str, member: Member) -> str:
     return f"{public_base_url}/cards/{member.download_token}.pkpass"
 
 
+def enroll_url(program: Program) -> str:
+    return f"{app_config().public_base_url}/join/{program.slug}"
+
+
 def program_json(program: Program, image_names: list[str]) -> dict:
     return {
-        "id": program.id, "name": program.name, "currency": program.currency,
+        "id": program.id, "name": program.name, "slug": program.slug, "enroll_url": enroll_url(program),
+        "currency": program.currency,
         "points_per_unit": program.points_per_unit, "rounding": program.rounding,
         "branding": {"background_color": program.background_color, "foreground_color": program.foreground_color,
                      "label_color": program.label_color, "logo_text": program.logo_text},

@@ -22,7 +22,7 @@ bp = APIBlueprint("programs", __name__, url_prefix="/api/v1", tag="Programs")
 @idempotent_write
 @bp.input(ProgramIn, arg_name="data")
 @bp.output(ProgramOut, status_code=201)
-@bp.doc(responses=problems(400, 401, 403, 413, 422))
+@bp.doc(responses=problems(400, 401, 403, 409, 413, 422))
 def create_program(data):
     program = programs.create_program(db_session(), current_caller().merchant_id, data)
     return program_json(program, [])
@@ -43,7 +43,7 @@ def get_program(program_id):
 @idempotent_write
 @bp.input(ProgramPatch, arg_name="data")  # every field is optional; a tier item stays complete
 @bp.output(ProgramOut)
-@bp.doc(responses=problems(400, 401, 403, 404, 413, 422))
+@bp.doc(responses=problems(400, 401, 403, 404, 409, 413, 422))
 def update_program(program_id, data):
     """Branding, terms or tiers; every member's card is re-issued with the new design."""
     session = db_session()

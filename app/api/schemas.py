@@ -15,6 +15,7 @@ from app.domain.events import EVENT_TYPES
 from app.domain.holds import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from app.domain.ledger import MAX_POINTS, ROUNDING
 from app.domain.members import PHONE_PATTERN
+from app.domain.programs import SLUG_LENGTH, SLUG_PATTERN, SLUG_RULE
 from app.domain.webhook_targets import MAX_URL_LENGTH
 from app.pairing import DEFAULT_TTL_SECONDS as DEFAULT_PAIRING_TTL
 from app.pairing import MAX_TTL_SECONDS as MAX_PAIRING_TTL
@@ -128,6 +129,9 @@ class TierIn(Schema):
 
 class ProgramIn(Schema):
     name = String(required=True, validate=Length(1, 200))
+    slug = String(validate=[Length(*SLUG_LENGTH), Regexp(SLUG_PATTERN, error=SLUG_RULE)], metadata={
+        "example": "cafe-bleu", "description": "The public name in /join/<slug>; made from the name when omitted; "
+                                               "409 when another program has it"})
     # Regexp anchors only the start; `\Z`, unlike `$`, does not match before a trailing newline
     currency = String(validate=Regexp(r"[A-Z]{3}\Z", error="Must be an ISO 4217 code such as USD or JPY."))
     points_per_unit = DecimalText(high=10_000, places=4)
@@ -181,6 +185,8 @@ class BrandingOut(Schema):
 class ProgramOut(Schema):
     id = Integer()
     name = String()
+    slug = String()
+    enroll_url = String(metadata={"description": "The public enrollment page: PUBLIC_BASE_URL/join/<slug>"})
     currency = String()
     points_per_unit = DecimalOut()
     rounding = String()

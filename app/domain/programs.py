@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+import unicodedata
 from decimal import Decimal
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.domain.errors import InvalidInput, NotFound
+from app.domain.errors import Conflict, InvalidInput, NotFound
 from app.domain.passupdates import design_changed
 from app.domain.tiers import replace_tiers
 from app.models import Program, ProgramImage, Reward
 
 BRANDING_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
+# The public slug in /join/<slug>: lowercase ASCII letters and digits, single hyphens between them, 3 to 60 long.
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z"
+SLUG_LENGTH = (3, 60)
+SLUG_RULE = "3 to 60 lowercase letters, digits and single hyphens, starting and ending with a letter or digit."
 PROGRAM_FIELDS = ("name", "currency", "points_per_unit", "rounding", "barcode_format", "locales", "terms",
                   "program_info", "timezone")
 
@@ -20,8 +28,9 @@ PROGRAM_FIELDS = ("name", "currency", "points_per_unit", "rounding", "barcode_fo
 def create_program(session: Session, merchant_id: int, data: dict) -> Program:
     program = Program(merchant_id=merchant_id)
     _apply(program, data)
+    program.slug = _free_slug(session, data.get("slug"), program.name)
     session.add(program)
-    session.flush()
+    _flush_checking_slug(session, program.slug)
     replace_tiers(session, program, data.get("tiers", []))
     return program
 
@@ -31,6 +40,9 @@ def update_program(session: Session, program: Program, data: dict) -> Program:
     row is locked first: concurrent changes apply one after the other, each to what the one before left."""
     program = lock_program(session, program)
     _apply(program, data)
+    if data.get("slug") and data["slug"] != program.slug:
+        program.slug = _free_slug(session, data["slug"], program.name)
+        _flush_checking_slug(session, program.slug)
     if "tiers" in data:
         replace_tiers(session, program, data["tiers"])
     design_changed(session, program)
@@ -60,6 +72,41 @@ def add_reward(session: Session, program: Program, name: str, points_cost: int) 
     design_changed(session, program)  # cards show the next reward to aim for
     session.flush()
     return reward
+
+
+def find_by_slug(session: Session, slug: str) -> Program | None:
+    return session.scalar(select(Program).where(Program.slug == slug.lower()))
+
+
+def slug_from_name(name: str) -> str:
+    """"Café Bleu" -> "cafe-bleu": accents dropped, anything else between words becomes one hyphen. A name with no
+    Latin letters (カフェ) gives "program"; `_free_slug` then adds a random suffix."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:48].strip("-")
+    return slug if len(slug) >= 3 else "program"
+
+
+def _free_slug(session: Session, chosen: str | None, name: str) -> str:
+    """The slug asked for (409 when another program has it), or one made from the name, with a short random
+    suffix when that is taken. The unique constraint settles two programs created at the same moment."""
+    if chosen:
+        if not (SLUG_LENGTH[0] <= len(chosen) <= SLUG_LENGTH[1]) or not re.match(SLUG_PATTERN, chosen):
+            raise InvalidInput("slug", SLUG_RULE)
+        if find_by_slug(session, chosen) is not None:
+            raise Conflict(f"The slug {chosen!r} is taken by another program.")
+        return chosen
+    slug = slug_from_name(name)
+    while find_by_slug(session, slug) is not None:
+        slug = f"{slug_from_name(name)}-{secrets.token_hex(3)}"
+    return slug
+
+
+def _flush_checking_slug(session: Session, slug: str) -> None:
+    """Another program took the same slug between the check and now: its unique constraint says so."""
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"The slug {slug!r} is taken by another program.") from None
 
 
 def get_reward(session: Session, program_id: int, reward_id: int, field: str = "reward_id") -> Reward:
