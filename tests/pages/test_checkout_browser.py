@@ -13,6 +13,7 @@ from sqlalchemy import update
 from app.models import Hold, utcnow
 from app.services import services
 from tests.factories import auth, make_api_key, make_member, make_merchant, make_program, make_reward
+from tests.pages.axe import assert_accessible
 from tests.pages.conftest import screenshot
 
 
@@ -67,6 +68,7 @@ def scan_by_keyboard(page, code: str) -> None:
 def test_sign_in_with_a_pos_key_then_scan_by_keyboard_wedge(page, shop):
     page.goto("/checkout")
     screenshot(page, "checkout-sign-in")
+    assert_accessible(page)
     page.fill("#credential", shop["till"])
     page.click("text=Sign in")
     expect(page.locator("#code")).to_be_focused()
@@ -80,8 +82,10 @@ def test_sign_in_with_a_pos_key_then_scan_by_keyboard_wedge(page, shop):
     expect(page.locator("button.reward", has_text="Free coffee")).to_be_enabled()
     expect(page.locator("button.reward", has_text="Cheesecake")).to_be_disabled()  # 250 > 150: greyed
     screenshot(page, "checkout-member")
+    assert_accessible(page)
     page.emulate_media(color_scheme="dark")
     screenshot(page, "checkout-member-dark")
+    assert_accessible(page)
     page.emulate_media(color_scheme="light")
     page.click("#member-name")  # the focus is off the code field: the scanner's typing still lands there, whole
     scan_by_keyboard(page, "no-such-card")
@@ -152,6 +156,7 @@ def test_redeem_a_reward_asks_then_charges(page, shop):
     expect(page.locator("#confirm")).to_be_visible()
     expect(page.locator("#confirm-text")).to_have_text("Redeem Free coffee for 100 points?")
     screenshot(page, "checkout-redeem-confirm")
+    assert_accessible(page)
     page.click("#confirm-yes")
     expect(page.locator("#status")).to_contain_text("Free coffee redeemed. 50 points left.")
     expect(page.locator("#status .receipt")).to_contain_text("-100 points · 50 available")
@@ -239,6 +244,7 @@ def test_enrol_at_the_counter_shows_the_card_qr(page, shop):
     expect(qr).to_have_js_property("complete", True)
     assert qr.evaluate("image => image.naturalWidth") > 0  # the SVG loaded: the till is signed in for it
     screenshot(page, "checkout-enrolled")
+    assert_accessible(page)
     page.click("#enrolled-continue")
     expect(page.locator("#member-name")).to_have_text("Jun Sato")
     expect(page.locator("#member-points")).to_have_text("0")
@@ -255,6 +261,7 @@ def test_japanese_from_the_browser_language_and_korean_from_the_switcher(page, s
     expect(page.locator("#member-points")).to_have_text("150")
     expect(page.locator("#earn")).to_have_text("付与")
     screenshot(page, "checkout-member-ja")
+    assert_accessible(page)
     page.click("a[lang=ko]")
     expect(page.locator("#earn")).to_have_text("적립")
     page.goto("/checkout")  # the choice is remembered

@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from app.domain.users import create_user
 from app.services import services
 from tests.factories import auth, make_member, make_merchant, make_program, make_reward, redeem
+from tests.pages.axe import assert_accessible
 from tests.pages.conftest import screenshot
 
 NEW_PASSWORD = "a long and new password"
@@ -53,6 +54,7 @@ def test_first_sign_in_branding_preview_and_the_next_pass(browser, live_server, 
     page = context.new_page()
     page.goto("/dashboard/sign-in")
     screenshot(page, "dashboard-sign-in")
+    assert_accessible(page)
     sign_in(page, owner["email"], owner["password"])
     expect(page).to_have_url(f"{live_server.url}/dashboard/password")
     page.fill("#current_password", owner["password"])
@@ -62,6 +64,7 @@ def test_first_sign_in_branding_preview_and_the_next_pass(browser, live_server, 
     expect(page.locator("#chart-enrollments rect.series-0").first).to_be_attached()
     assert page.locator("#chart-points rect.series-0").count() == 30  # one column per day, drawn
     screenshot(page, "dashboard-overview")
+    assert_accessible(page)
     page.emulate_media(color_scheme="dark")
     screenshot(page, "dashboard-overview-dark")
     page.emulate_media(color_scheme="light")
@@ -75,6 +78,7 @@ def test_first_sign_in_branding_preview_and_the_next_pass(browser, live_server, 
     expect(page.locator("#note")).to_be_visible()
     expect(page.locator("#card-preview")).to_have_css("background-color", "rgb(29, 78, 216)")
     screenshot(page, "dashboard-branding")
+    assert_accessible(page, exclude=("#card-preview",))  # the merchant's colours, shown as the wallet will
     response = owner["client"].get(f"/api/v1/members/{owner['member']['id']}/pass.pkpass", headers=auth(owner["admin"]))
     card = json.loads(zipfile.ZipFile(io.BytesIO(response.data)).read("pass.json"))
     assert card["backgroundColor"] == "rgb(29, 78, 216)" and card["logoText"] == "Hoshi Coffee"
@@ -82,6 +86,7 @@ def test_first_sign_in_branding_preview_and_the_next_pass(browser, live_server, 
     page.goto("/dashboard/members")
     expect(page.locator("#members")).to_contain_text("Mina Park")
     screenshot(page, "dashboard-members")
+    assert_accessible(page)
     context.close()
 
 
