@@ -18,6 +18,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 from app.api import blueprints as api_blueprints
 from app.config import Config
 from app.errors import problem
+from app.google import bp as google_bp
 from app.pages import bp as pages_bp
 from app.wallet import bp as wallet_bp
 
@@ -39,6 +40,9 @@ def install_rate_limits(app: Flask, config: Config) -> Limiter:
     limiter.shared_limit(rates.public, scope="public")(wallet_bp)
     limiter.shared_limit(rates.public, scope="public", exempt_when=_not_card_link)(pages_bp)
     limiter.shared_limit(rates.device_log, scope="device-log", exempt_when=_not_device_log)(wallet_bp)
+    # the save link and class images; Google's own callbacks come from few addresses and are signed
+    limiter.shared_limit(rates.public, scope="public",
+                         exempt_when=lambda: request.endpoint == "google.callbacks")(google_bp)
     app.register_error_handler(RateLimitExceeded, lambda error: _too_many_requests(limiter))
     return limiter
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.domain.members import next_goals
+from app.google_cards import google_save_url
 from app.models import LedgerEntry, Member, Program
 from app.services import app_config
 
@@ -19,7 +20,8 @@ def member_json(member: Member) -> dict:
         "next_reward": upcoming_reward._asdict() if upcoming_reward else None,
         "serial_number": member.serial_number, "barcode_value": member.barcode_token,
         "referral_code": member.referral_code, "apple_pass_url": apple_pass_url(member),
-        "google_save_url": None, "created_at": member.created_at,
+        "google_save_url": google_save_url(app_config(), member), "created_at": member.created_at,
+        "wallets": {"google": {"saved": member.google_saved}},
     }
 
 

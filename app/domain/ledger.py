@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from app.domain.errors import Conflict, InsufficientPoints, InvalidInput, NotFound
+from app.domain.events import emit
 from app.domain.passupdates import card_changed
 from app.domain.tiers import retier
 from app.models import LedgerEntry, Member, Program, Reward
@@ -152,10 +153,16 @@ def _append(session: Session, member: Member, kind: str, points: int, *, amount=
                         reward_id=reward.id if reward else None, reverses_id=reverses.id if reverses else None,
                         shortfall=shortfall)
     session.add(entry)
-    retier(member)
+    previous_tier = member.tier
+    tier_changed = retier(member)
     if points:
         with session.no_autoflush:  # the member's row is written once, by the flush below, not split in two
             card_changed(session, member)
+            if tier_changed:
+                emit(session, merchant_id=member.merchant_id, member_id=member.id, program_id=member.program_id,
+                     type="tier.changed", data={"member_id": member.id, "tier": member.tier.name if member.tier
+                                                else None, "previous_tier": previous_tier.name if previous_tier
+                                                else None})
     session.flush()
     return entry
 
