@@ -21,7 +21,7 @@ from app.domain.outbox import due_event_ids
 from app.domain.passupdates import APPLE_PUSH, PROGRAM_REFRESH
 from app.models import OutboxEvent, utcnow
 from app.services import db_session, services
-from workers import wallet_push
+from workers import google_wallet, wallet_push
 from workers.errors import DeliveryFailed, RetryLater
 from workers.wallet_push import CardOutcome, CardPush
 
@@ -128,7 +128,8 @@ def _refresh_program(app: Flask, session: Session, event: OutboxEvent) -> None:
 
 # How each kind of single event is delivered: (app, session, the leased event) -> None, raising RetryLater
 # (try again with backoff) or DeliveryFailed (dead letter). Card pushes (APPLE_PUSH) go in batches instead.
-HANDLERS: dict[str, Callable[[Flask, Session, OutboxEvent], None]] = {PROGRAM_REFRESH: _refresh_program}
+HANDLERS: dict[str, Callable[[Flask, Session, OutboxEvent], None]] = {PROGRAM_REFRESH: _refresh_program,
+                                                                      **google_wallet.HANDLERS}
 
 
 def _deliver_pushes_meanwhile(app: Flask) -> None:
