@@ -45,7 +45,8 @@ def start_object(session: Session, member: Member, issuer_id: str) -> GoogleObje
     if row is not None:
         return row
     program = member.program
-    if _insert_once(session, GoogleClass, program_id=program.id, class_id=f"{issuer_id}.{class_suffix(program)}"):
+    if _insert_once(session, GoogleClass, program_id=program.id, class_id=f"{issuer_id}.{class_suffix(program)}",
+                    created_at=utcnow()):
         session.add(OutboxEvent(kind=GOOGLE_CLASS, program_id=program.id, payload={}))
     if _insert_once(session, GoogleObject, member_id=member.id, object_id=f"{issuer_id}.{member.serial_number}",
                     notified_at=[], message_ids=[], created_at=utcnow()):
@@ -57,7 +58,6 @@ def start_object(session: Session, member: Member, issuer_id: str) -> GoogleObje
 def _insert_once(session: Session, table, **values) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; True when the row is new."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    values.setdefault("created_at", utcnow())
     return session.execute(insert(table).values(**values).on_conflict_do_nothing()).rowcount == 1
 
 

@@ -132,15 +132,15 @@ class FakeGoogle:
     # -- request handling (called from the server's threads) --
 
     def handle(self, method: str, path: str, headers, body: bytes) -> tuple[int, dict]:
+        failure = self._programmed_failure(method, path)
+        if failure is not None:
+            return failure
         if path == "/keys" and method == "GET":
             return 200, self.callback_keys
         if path == "/token" and method == "POST":
             return self._token(body)
         if not self._authorized(headers.get("Authorization", "")):
             return 401, _error(401, "Request had invalid authentication credentials.", "UNAUTHENTICATED")
-        failure = self._programmed_failure(method, path)
-        if failure is not None:
-            return failure
         try:
             data = json.loads(body) if body else None
         except ValueError:
