@@ -58,7 +58,8 @@ def start_object(session: Session, member: Member, issuer_id: str) -> GoogleObje
 def _insert_once(session: Session, table, **values) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; True when the row is new."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    return session.execute(insert(table).values(**values).on_conflict_do_nothing()).rowcount == 1
+    key = table.__mapper__.primary_key[0]
+    return session.execute(insert(table).values(**values).on_conflict_do_nothing().returning(key)).first() is not None
 
 
 def class_row(session: Session, program_id: int) -> GoogleClass | None:
