@@ -1,12 +1,13 @@
 """The Google Wallet REST client: service-account tokens from google-auth (fetched from the key file's token_uri,
-cached until they expire), one requests.Session per process (kept-open connections), every call paced, and
+cached until they expire), one connection pool per process (kept-open connections), every call paced, and
 Google's answers turned into what the job runner understands (RetryLater, DeliveryFailed).
 
-TLS trust is requests' own: the standard REQUESTS_CA_BUNDLE, or SSL_CERT_FILE when that is all that is set, so a
-loopback fake with a test CA works without code changes."""
+TLS trust honours the standard REQUESTS_CA_BUNDLE (or SSL_CERT_FILE), and an HTTPS_PROXY / NO_PROXY, read when
+the client is made: a loopback fake with a test CA works without code changes."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from urllib.parse import quote
@@ -14,8 +15,8 @@ from urllib.parse import quote
 import google.auth.exceptions
 import google.auth.transport.requests
 import requests
+import urllib3
 from google.oauth2 import service_account
-from requests.adapters import HTTPAdapter
 
 from app.config import Config, GoogleConfig
 from passes.google import WALLET_SCOPE
@@ -33,12 +34,16 @@ class WalletClient:
     def __init__(self, google: GoogleConfig, pacer: Pacer, pool_size: int = 8):
         self.base_url, self.pacer = google.wallet_base_url, pacer
         self.issuer_id, self.account_email = google.issuer_id, google.service_account.client_email
-        self.http = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-        self.http.mount("https://", adapter)
-        self.http.mount("http://", adapter)
-        if not os.environ.get("REQUESTS_CA_BUNDLE") and os.environ.get("SSL_CERT_FILE"):
-            self.http.verify = os.environ["SSL_CERT_FILE"]
+        ca_file = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or None
+        # Wallet calls go straight through urllib3 (requests' per-call environment and proxy lookups cost more
+        # than the call itself on loopback); the environment is read once, here.
+        proxy = requests.utils.get_environ_proxies(self.base_url).get("https")
+        options = dict(maxsize=pool_size, block=False, retries=False, ca_certs=ca_file, cert_reqs="CERT_REQUIRED",
+                       timeout=urllib3.Timeout(connect=TIMEOUT[0], read=TIMEOUT[1]))
+        self.pool = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+        self.http = requests.Session()  # google-auth's token requests
+        if ca_file:
+            self.http.verify = ca_file
         self.credentials = service_account.Credentials.from_service_account_info(
             google.service_account.info, scopes=[WALLET_SCOPE])
         self._token_lock = threading.Lock()
@@ -49,17 +54,19 @@ class WalletClient:
         raises for the rest. A 401 refreshes the token and tries once more."""
         path = f"/{resource}" + (f"/{quote(resource_id, safe='')}" if resource_id else "") + \
             (f"/{action}" if action else "")
+        data = json.dumps(body).encode() if body is not None else None
         for fresh_token in (False, True):
             headers = {"Authorization": f"Bearer {self._token(force=fresh_token)}"}
+            if data is not None:
+                headers["Content-Type"] = "application/json"
             self.pacer.wait()
             try:
-                response = self.http.request(method, self.base_url + path, json=body, headers=headers,
-                                             timeout=TIMEOUT)
-            except requests.RequestException as error:
+                response = self.pool.request(method, self.base_url + path, body=data, headers=headers)
+            except urllib3.exceptions.HTTPError as error:
                 raise RetryLater(f"Google Wallet unreachable ({method} {path}): {error}") from None
-            if response.status_code != 401:
+            if response.status != 401:
                 break
-        return response.status_code, self._outcome(method, path, response)
+        return response.status, self._outcome(method, path, response)
 
     def _token(self, force: bool) -> str:
         with self._token_lock:
@@ -75,12 +82,12 @@ class WalletClient:
                     raise RetryLater(f"Google's token endpoint unreachable: {error}") from None
             return self.credentials.token
 
-    def _outcome(self, method: str, path: str, response: requests.Response) -> dict:
-        status = response.status_code
-        answer = _json(response)
+    def _outcome(self, method: str, path: str, response: urllib3.BaseHTTPResponse) -> dict:
+        status = response.status
+        answer = _json(response.data)
         if status < 300 or status in (404, 409):
             return answer
-        message = google_message(answer) or response.reason
+        message = google_message(answer) or str(response.reason)
         if status == 429 or status >= 500:
             self.pacer.slow_down()
             raise RetryLater(f"Google Wallet answered {status} to {method} {path}: {message}")
@@ -95,6 +102,7 @@ class WalletClient:
         raise DeliveryFailed(f"Google Wallet refused {method} {path} ({status}): {message}")
 
     def close(self) -> None:
+        self.pool.clear()
         self.http.close()
 
 
@@ -109,9 +117,9 @@ def _is_quota(answer: dict, message: str) -> bool:
     return "quotaExceeded" in reasons or "quota exceeded" in message.lower()
 
 
-def _json(response: requests.Response) -> dict:
+def _json(data: bytes) -> dict:
     try:
-        answer = response.json()
+        answer = json.loads(data) if data else {}
     except ValueError:
         return {}
     return answer if isinstance(answer, dict) else {}
