@@ -250,3 +250,16 @@ def test_the_class_logo_is_served_for_google_to_fetch(google_app, client, shop):
     response = client.get(f"/google/programs/{program['id']}/logo.png")
     assert response.status_code == 200 and response.mimetype == "image/png"
     assert client.get(f"/google/programs/{program['id']}/hero.png").status_code == 404
+
+
+def test_a_429_slows_the_pacer_and_is_retried_later(google_app, fake_google):
+    from workers.errors import RetryLater
+    from workers.google_client import WalletClient
+    from workers.google_pacer import LocalPacer
+    pacer = LocalPacer(1000)
+    client = WalletClient(services(google_app).config.google, pacer)
+    fake_google.fail("GET", "/loyaltyClass/", 429)
+    with pytest.raises(RetryLater, match="429"):
+        client.call("GET", "loyaltyClass", f"{ISSUER}.anything")
+    assert pacer._factor == 2
+    client.close()
