@@ -92,3 +92,19 @@ def test_unreachable_google_keys_answer_503_so_google_retries(google_app, client
     body = fake_google.signer.callback(ISSUER, callback_message(class_id, object_id))
     assert post(client, body).status_code == 503
     assert post(client, body).status_code == 200
+
+
+def test_old_nonces_are_pruned_with_the_other_expired_rows(google_app):
+    from datetime import timedelta
+
+    from app.config import Retention
+    from app.domain.retention import prune_expired
+    from app.models import GoogleCallbackNonce, utcnow
+    with google_app.app_context(), services(google_app).sessions() as session:
+        session.add_all([GoogleCallbackNonce(nonce="old-nonce", received_at=utcnow() - timedelta(days=8)),
+                         GoogleCallbackNonce(nonce="new-nonce", received_at=utcnow())])
+        session.commit()
+        assert prune_expired(session, Retention(), utcnow())["google_callback_nonces"] >= 1
+        session.commit()
+        assert session.get(GoogleCallbackNonce, "old-nonce") is None
+        assert session.get(GoogleCallbackNonce, "new-nonce") is not None
