@@ -93,13 +93,19 @@ def _member_and_object(session: Session, member_id: int) -> tuple[Member, Google
 
 
 def _sync_class(session: Session, client: WalletClient, body: dict, program: Program) -> None:
-    """Insert the class, or bring Google's copy up to date (always re-sent UNDER_REVIEW)."""
-    status, _ = client.call("POST", "loyaltyClass", body=body)
-    if status == 409:
-        _patch_differences(client, "loyaltyClass", body, always=("reviewStatus",))
-    elif status == 404:
-        raise DeliveryFailed(f"Google Wallet answered 404 to inserting class {body['id']}: is the issuer id right?")
+    """Insert the class, or PATCH Google's copy to the current design: one call either way, the class always sent
+    UNDER_REVIEW (Google refuses updates of an approved class without it)."""
     row = session.get(GoogleClass, program.id)
+    status = 404
+    if row.sent_version is not None:
+        status, _ = client.call("PATCH", "loyaltyClass", body["id"], body=body)
+    if status == 404:
+        status, _ = client.call("POST", "loyaltyClass", body=body)
+        if status == 409:  # inserted by an earlier try that got through, or by a save link's JWT
+            _patch_differences(client, "loyaltyClass", body, always=("reviewStatus",))
+        elif status == 404:
+            raise DeliveryFailed(f"Google Wallet answered 404 to inserting class {body['id']}: is the issuer id "
+                                 "right?")
     row.sent_version, row.sent_at = program.design_version, utcnow()
 
 

@@ -132,12 +132,14 @@ def test_an_object_google_already_has_is_fetched_and_patched(google_app, client,
 def test_a_design_change_updates_the_class_and_no_object(google_app, client, shop, fake_google):
     key, program = shop
     member = saved_member(google_app, client, key, program)
+    class_id = f"{ISSUER}.punchpass-program-{program['id']}"
     object_calls = len(fake_google.calls(path_part=object_id(member)))
+    class_calls = len(fake_google.calls(path_part=class_id))
     response = client.patch(f"/api/v1/programs/{program['id']}", json={"branding": {"background_color": "#AA3300"}},
                             headers=auth(key))
     assert response.status_code == 200
     deliver_everything_due(google_app)
-    class_id = f"{ISSUER}.punchpass-program-{program['id']}"
+    assert len(fake_google.calls(path_part=class_id)) == class_calls + 1  # one PATCH of the class
     assert fake_google.classes[class_id]["hexBackgroundColor"] == "#AA3300"
     assert fake_google.calls("PATCH", class_id)[-1].body["reviewStatus"] == "UNDER_REVIEW"
     assert len(fake_google.calls(path_part=object_id(member))) == object_calls
