@@ -326,6 +326,12 @@ def _check_web_service_scheme(public_base_url: str, allow_http: bool) -> None:
                       "APPLE_ALLOW_HTTP_WEB_SERVICE=on for an iPhone with the developer setting")
 
 
+def trusted_ca_file() -> str | None:
+    """The CA bundle outbound HTTPS trusts, from the standard variables (REQUESTS_CA_BUNDLE, then SSL_CERT_FILE);
+    None: the default trust store. Read when a client is made: these belong to the process, not to a Config."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or None
+
+
 def is_loopback_host(host: str) -> bool:
     """localhost, 127.0.0.0/8 or ::1."""
     if host.lower() == "localhost":

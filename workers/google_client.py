@@ -13,12 +13,12 @@ import threading
 from urllib.parse import quote
 
 import google.auth.exceptions
-import google.auth.transport.requests
+import google.auth.transport.urllib3
 import requests
 import urllib3
 from google.oauth2 import service_account
 
-from app.config import Config, GoogleConfig
+from app.config import Config, GoogleConfig, trusted_ca_file
 from passes.google import WALLET_SCOPE
 from workers.errors import DeliveryFailed, RetryLater
 from workers.google_pacer import Pacer, make_pacer
@@ -34,16 +34,14 @@ class WalletClient:
     def __init__(self, google: GoogleConfig, pacer: Pacer, pool_size: int = 8):
         self.base_url, self.pacer = google.wallet_base_url, pacer
         self.issuer_id, self.account_email = google.issuer_id, google.service_account.client_email
-        ca_file = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or None
-        # Wallet calls go straight through urllib3 (requests' per-call environment and proxy lookups cost more
-        # than the call itself on loopback); the environment is read once, here.
+        ca_file = trusted_ca_file()
+        # Wallet calls and google-auth's token requests go straight through urllib3 (requests' per-call
+        # environment and proxy lookups cost more than the call itself on loopback); the environment is read
+        # once, here.
         proxy = requests.utils.get_environ_proxies(self.base_url).get("https")
         options = dict(maxsize=pool_size, block=False, retries=False, ca_certs=ca_file, cert_reqs="CERT_REQUIRED",
                        timeout=urllib3.Timeout(connect=TIMEOUT[0], read=TIMEOUT[1]))
         self.pool = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
-        self.http = requests.Session()  # google-auth's token requests
-        if ca_file:
-            self.http.verify = ca_file
         self.credentials = service_account.Credentials.from_service_account_info(
             google.service_account.info, scopes=[WALLET_SCOPE])
         self._token_lock = threading.Lock()
@@ -72,7 +70,7 @@ class WalletClient:
         with self._token_lock:
             if force or not self.credentials.valid:
                 try:
-                    self.credentials.refresh(google.auth.transport.requests.Request(self.http))
+                    self.credentials.refresh(google.auth.transport.urllib3.Request(self.pool))
                 except google.auth.exceptions.RefreshError as error:
                     if getattr(error, "retryable", False):
                         raise RetryLater(f"Google's token endpoint failed: {error}") from None
@@ -103,7 +101,6 @@ class WalletClient:
 
     def close(self) -> None:
         self.pool.clear()
-        self.http.close()
 
 
 def google_message(answer: dict) -> str:

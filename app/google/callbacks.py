@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from app.config import GoogleConfig
+from app.config import GoogleConfig, trusted_ca_file
 from app.untrusted import load_json
 from passes.google_callbacks import CallbackError, RootKey, parse_root_keys, verify_callback
 
@@ -39,14 +39,14 @@ def verified_callback(google: GoogleConfig, raw: bytes) -> dict:
 
 
 def root_keys(url: str) -> list[RootKey]:
-    """Google's root keys, fetched at most once an hour (TLS trust: the standard REQUESTS_CA_BUNDLE)."""
+    """Google's root keys, fetched at most once an hour (TLS trust: REQUESTS_CA_BUNDLE or SSL_CERT_FILE)."""
     now = time.monotonic()
     with _keys_lock:
         cached = _keys.get(url)
         if cached is not None and cached[0] > now:
             return cached[1]
     try:
-        response = requests.get(url, timeout=5)
+        response = requests.get(url, timeout=5, verify=trusted_ca_file() or True)
         response.raise_for_status()
         keys = parse_root_keys(response.json())
     except (requests.RequestException, ValueError) as error:

@@ -265,3 +265,19 @@ def test_a_429_slows_the_pacer_and_is_retried_later(google_app, fake_google):
         client.call("GET", "loyaltyClass", f"{ISSUER}.anything")
     assert pacer._factor == 2
     client.close()
+
+
+def test_tls_trust_comes_from_ssl_cert_file_too(google_app, fake_google, cert_chain, monkeypatch):
+    from workers.errors import RetryLater
+    from workers.google_client import WalletClient
+    from workers.google_pacer import LocalPacer
+    google = services(google_app).config.google
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    untrusting = WalletClient(google, LocalPacer(0))
+    with pytest.raises(RetryLater, match="CERTIFICATE_VERIFY_FAILED"):
+        untrusting.call("GET", "loyaltyClass", f"{ISSUER}.anything")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_chain["root_ca"]))
+    trusting = WalletClient(google, LocalPacer(0))
+    assert trusting.call("GET", "loyaltyClass", f"{ISSUER}.anything")[0] == 404
+    untrusting.close()
+    trusting.close()
