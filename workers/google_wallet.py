@@ -58,14 +58,18 @@ def deliver_message(app: Flask, session: Session, event: OutboxEvent) -> None:
     if config.google is None:
         return
     taken = _coalesce(session, event, OutboxEvent.member_id == event.member_id)
+    if taken:  # kept on this event, so a retry still says everything
+        event.payload = {**event.payload, "also": [*event.payload.get("also", []),
+                                                   *(item["event"] for item in taken if "event" in item)]}
+        session.commit()
     member, row = _member_and_object(session, event.member_id)
     if row is None:
         return
     client = wallet_client(config)
     if row.sent is None:
         _sync_object(session, client, app, member, row)
-    texts = [notification_text(item["event"]["type"], item["event"]["data"], member.locale)
-             for item in [event.payload, *taken] if isinstance(item, dict) and "event" in item]
+    happenings = [event.payload["event"], *event.payload.get("also", [])]
+    texts = [notification_text(item["type"], item["data"], member.locale) for item in happenings]
     texts = list(dict.fromkeys(text for text in texts if text))
     if texts:
         _add_message(session, client, row, {"id": f"punchpass-{event.id}", "header": member.program.name,

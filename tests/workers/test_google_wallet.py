@@ -281,3 +281,31 @@ def test_tls_trust_comes_from_ssl_cert_file_too(google_app, fake_google, cert_ch
     assert trusting.call("GET", "loyaltyClass", f"{ISSUER}.anything")[0] == 404
     untrusting.close()
     trusting.close()
+
+
+def test_news_waiting_for_one_card_is_one_message_and_survives_a_retry(google_app, client, shop, fake_google):
+    from app.domain import events
+    key, program = shop
+    member = saved_member(google_app, client, key, program)
+    merchant_id = member_merchant(google_app, member)
+    with google_app.app_context(), services(google_app).sessions() as session:
+        for points in (30, 20):
+            events.emit(session, merchant_id=merchant_id, member_id=member["id"],
+                        type="points.expiring", data={"points": points})
+        session.commit()
+    fake_google.fail("POST", object_id(member) + "/addMessage", 503)
+    assert deliver_everything_due(google_app)["retry"] == 1
+    with google_app.app_context(), services(google_app).sessions() as session:
+        session.execute(OutboxEvent.__table__.update().where(OutboxEvent.member_id == member["id"])
+                        .values(available_at=OutboxEvent.created_at))
+        session.commit()
+    deliver_everything_due(google_app)
+    sent = [c for c in fake_google.calls("POST", object_id(member) + "/addMessage") if c.status == 200]
+    assert len(sent) == 1
+    assert sent[0].body["message"]["body"] == "30 points expire soon. 20 points expire soon."
+
+
+def member_merchant(google_app, member) -> int:
+    from app.models import Member
+    with google_app.app_context(), services(google_app).sessions() as session:
+        return session.get(Member, member["id"]).merchant_id
