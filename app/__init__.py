@@ -20,6 +20,7 @@ from app.card_assets import CardAssetsCache
 from app.cards import card_settings_fingerprint, load_signer, signer_id
 from app.config import DEV_SECRET_KEY, Config, ConfigError, load_config
 from app.db import make_engine, make_session_factory
+from app.domain.fcm import unreadable_credentials
 from app.domain.passupdates import card_settings_changed, catch_up_update_tags
 from app.errors import apiflask_error_processor, register_error_handlers
 from app.google.routes import bp as google_bp
@@ -28,6 +29,7 @@ from app.health import warn_about_expiring_certificates
 from app.logs import mask_dev_server_access_log
 from app.metrics import install_metrics
 from app.models import utcnow
+from app.pages import checkout as _checkout_page  # noqa: F401  (adds /checkout to the pages blueprint)
 from app.pages.routes import bp as pages_bp
 from app.ratelimits import install_rate_limits
 from app.relay import OutboxRelay
@@ -71,6 +73,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
                                          signer_id=signer_id(signer), card_assets=CardAssetsCache(),
                                          relay=OutboxRelay(sessions), limiter=install_rate_limits(app, config))
     _reissue_cards_after_a_settings_change(sessions, config)
+    _warn_about_unreadable_fcm_credentials(sessions, config)
     app.json.sort_keys = False
     app.error_processor(apiflask_error_processor)
     app.spec_processor(document_api)
@@ -121,3 +124,15 @@ def _reissue_cards_after_a_settings_change(sessions: sessionmaker[Session], conf
                               "did `punchpass db upgrade` run?") from None
     if changed:
         log.info("card settings changed since the last start: every card is re-issued")
+
+
+def _warn_about_unreadable_fcm_credentials(sessions: sessionmaker[Session], config: Config) -> None:
+    """Merchants' Firebase keys are sealed with FCM_CREDENTIALS_KEY (or SECRET_KEY): after that setting changed,
+    their app notifications fail until they upload again. Said at start, not at the first notification."""
+    with sessions() as session:
+        merchants = unreadable_credentials(session, config.fcm.credentials_secret)
+    if merchants:
+        log.error("FCM_CREDENTIALS_KEY: the FCM credentials of %d merchant(s) (ids %s) do not open with the current "
+                  "key (FCM_CREDENTIALS_KEY, or SECRET_KEY when unset, changed since they were uploaded); restore "
+                  "the old value or have them upload again (PUT /api/v1/fcm/credentials)", len(merchants),
+                  ", ".join(map(str, merchants[:20])))

@@ -1,4 +1,8 @@
-"""API keys: shown once, stored as SHA-256, scoped `admin` (everything) or `pos` (look up, earn, redeem, holds)."""
+"""API keys: shown once, stored as SHA-256, scoped `admin` (everything) or `pos` (look up, earn, redeem, holds).
+
+A request proves its key with `Authorization: Bearer <key>`, or, from the checkout page, with the till's session
+cookie plus a matching `X-CSRF-Token` header (`app/till_sessions.py`): the page then calls the same API as any
+POS, with the rights of the POS key the till signed in with, and the key itself never reaches the browser."""
 
 from __future__ import annotations
 
@@ -7,9 +11,12 @@ import secrets
 from dataclasses import dataclass
 
 from apiflask import HTTPTokenAuth
+from flask import request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import app.till_sessions as till_sessions
+from app.domain.ledger import Actor
 from app.models import ApiKey, utcnow
 from app.services import db_session
 
@@ -17,8 +24,20 @@ SCOPES = ("admin", "pos")
 ADMIN = ["admin"]
 POS = ["admin", "pos"]  # what a till may do; an admin key may do it too
 
-auth = HTTPTokenAuth(scheme="Bearer", description="An API key from `punchpass create-merchant` or "
-                                                  "`punchpass create-api-key`.")
+
+
+class ApiKeyAuth(HTTPTokenAuth):
+    """The Bearer key; without one, the checkout page's session (cookie + X-CSRF-Token)."""
+
+    def authenticate(self, auth, stored_password):
+        if getattr(auth, "token", None):
+            return super().authenticate(auth, stored_password)
+        key_id = till_sessions.api_key_id(request)
+        return _caller(ApiKey.id == key_id, ApiKey.scope == "pos") if key_id is not None else None
+
+
+auth = ApiKeyAuth(scheme="Bearer", description="An API key from `punchpass create-merchant` or "
+                                               "`punchpass create-api-key`.")
 
 
 @dataclass(frozen=True)
@@ -26,6 +45,12 @@ class Caller:
     merchant_id: int
     scope: str
     key_id: int
+    store: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """The caller as the ledger records it on every entry."""
+        return Actor(api_key_id=self.key_id, store=self.store, admin=self.scope == "admin")
 
 
 def hash_api_key(raw_key: str) -> str:
@@ -61,10 +86,12 @@ def revoke_api_key(session: Session, key_id: int) -> ApiKey | None:
 @auth.verify_token
 def _verify_token(token: str) -> Caller | None:
     """Looked up on every request, never cached: a revocation takes effect at once on every process."""
-    if not token:
-        return None
-    key = db_session().execute(select(ApiKey.merchant_id, ApiKey.scope, ApiKey.id)  # columns: no ORM object
-                               .where(ApiKey.key_hash == hash_api_key(token), ApiKey.revoked_at.is_(None))).first()
+    return _caller(ApiKey.key_hash == hash_api_key(token)) if token else None
+
+
+def _caller(*where) -> Caller | None:
+    key = db_session().execute(select(ApiKey.merchant_id, ApiKey.scope, ApiKey.id, ApiKey.store)  # no ORM object
+                               .where(*where, ApiKey.revoked_at.is_(None))).first()
     return Caller(*key) if key else None
 
 

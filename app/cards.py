@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.card_assets import CardAssets
 from app.config import AppleConfig, Config
-from app.domain.members import next_goals
+from app.domain.members import next_goals, without_expired_holds
 from app.domain.passupdates import last_modified
 from app.models import Member, SignedPass, utcnow
 from app.services import app_config, services
@@ -46,7 +46,7 @@ def store_card(member: Member) -> StoreCard:
                           label_color=program.label_color, logo_text=program.logo_text),
         terms=program.terms, program_info=program.program_info, locales=tuple(program.locales),
         nfc_message=member.barcode_token if config.apple.nfc_public_key else None,
-        nfc_encryption_public_key=config.apple.nfc_public_key,
+        nfc_encryption_public_key=config.apple.nfc_public_key, voided=member.deleted_at is not None,
     )
 
 
@@ -55,6 +55,7 @@ def signed_pass(session: Session, member: Member) -> bytes:
     cache key is the hash of everything that goes into the pass (its manifest) and the signing certificate,
     so any change of content, whatever caused it, is a new pass."""
     shared = services()
+    member = without_expired_holds(session, member)  # the card shows available points as of now
     assets = shared.card_assets.get(session, member.program)
     pass_json, files = store_card_json(store_card(member)), _enrollment_files(member, assets)
     key = f"{assets.packager.content_digest(pass_json, files)}:{shared.signer_id}"

@@ -125,13 +125,17 @@ def ledger() -> None:
 
 @ledger.command("verify")
 def ledger_verify() -> None:
-    """Recompute every balance from the ledger; exit 1 with a report on any mismatch."""
+    """Recompute every balance (and held points) from the ledger; exit 1 with a report on any mismatch."""
     from app.domain.ledger import verify_balances
     with _session() as session:
         mismatches = verify_balances(session)
     for row in mismatches:
-        click.echo(f"member {row['member_id']}: cached balance {row['cached_balance']} "
-                   f"!= ledger sum {row['ledger_sum']}")
+        if row["cached_balance"] != row["ledger_sum"]:
+            click.echo(f"member {row['member_id']}: cached balance {row['cached_balance']} "
+                       f"!= ledger sum {row['ledger_sum']}")
+        if row["cached_held"] != row["ledger_held"]:
+            click.echo(f"member {row['member_id']}: cached held points {row['cached_held']} "
+                       f"!= ledger sum {row['ledger_held']}")
     if mismatches:
         click.echo(f"{len(mismatches)} balance(s) do not match the ledger", err=True)
         sys.exit(1)
@@ -217,6 +221,103 @@ def worker() -> None:
     """An rq worker on REDIS_URL for every Punchpass queue."""
     from workers.queue import run_worker
     run_worker(load_config())
+
+
+# --- scheduled jobs, bulk import and export (issue 11) ---
+
+@cli.group()
+def jobs() -> None:
+    """Scheduled jobs (retention, and the loyalty engine's sweeps)."""
+
+
+@jobs.command("run-due")
+@click.option("--as-of", "as_of", default=None, metavar="ISO-8601",
+              help="Run what is due at this instant (default now); a time without a zone is UTC.")
+def jobs_run_due(as_of: str | None) -> None:
+    """Run every scheduled job due at that instant, once (a job another worker holds is skipped). Jobs are
+    idempotent: running them again changes nothing. Exit 1 when a job failed."""
+    from app import create_app
+    from app.services import services
+    from workers.scheduled import run_due
+    instant, app = _instant(as_of), create_app(load_config())
+    try:
+        results = run_due(app, instant)
+    finally:
+        services(app).engine.dispose()
+    failed = [name for name, result in results.items() if isinstance(result, Exception)]
+    click.echo(json.dumps({name: str(result) if name in failed else result for name, result in results.items()},
+                          default=str))
+    if failed:
+        click.echo(f"failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@jobs.command("status")
+def jobs_status() -> None:
+    """Every scheduled job: next run, last run (and the instant it ran as of), who holds it, its last error."""
+    from app.domain.schedule import schedule_summary
+    with _session() as session:
+        click.echo(json.dumps(schedule_summary(session), indent=2, default=str))
+
+
+@cli.command("import-members")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--program", "program_id", required=True, type=int)
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 10_000))
+def import_members_command(file: Path, program_id: int, batch_size: int) -> None:
+    """Import members from a UTF-8 CSV with a header row: external_id,name,email,phone,locale,points,tier_override
+    (only name required). Streams the file with a progress bar; points become opening balances (`adjust`,
+    reason "import"). Re-running is safe: rows whose external_id the program has are skipped. A bad line is
+    reported (line number and reason) and the import goes on; exit 1 if there was any."""
+    from app.domain.errors import InvalidInput
+    from app.member_csv import import_file
+    with _session() as session:
+        program = _program(session, program_id)
+        try:
+            result = import_file(session, program, file, batch_size=batch_size,
+                                 on_bad_line=lambda bad: click.echo(f"line {bad.line}: {bad.reason}", err=True))
+        except InvalidInput as error:
+            raise click.ClickException(f"{file}: {error}") from None
+    click.echo(json.dumps({"created": result.created, "skipped": result.skipped, "bad_lines": len(result.bad)}))
+    if result.bad:
+        sys.exit(1)
+
+
+@cli.command("export-members")
+@click.option("--program", "program_id", required=True, type=int)
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV file to write (default: standard output).")
+def export_members_command(program_id: int, out_file: Path | None) -> None:
+    """Write the program's members as CSV: the import columns plus id,points_balance,tier,serial_number,
+    created_at (streamed; progress on stderr)."""
+    from app.member_csv import export_file
+    with _session() as session:
+        program = _program(session, program_id)
+        if out_file is None:
+            export_file(session, program, sys.stdout)
+            return
+        with out_file.open("w", encoding="utf-8", newline="") as out:
+            count = export_file(session, program, out)
+    click.echo(json.dumps({"exported": count, "file": str(out_file)}), err=True)
+
+
+def _program(session, program_id: int):
+    from app.models import Program
+    program = session.get(Program, program_id)
+    if program is None:
+        raise click.ClickException(f"no program {program_id}")
+    return program
+
+
+def _instant(text: str | None):
+    from datetime import datetime, timezone
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO-8601 date and time", param_hint="--as-of") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 class _session:

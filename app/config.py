@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 import limits
 
-from passes.google import ServiceAccount, ServiceAccountError
+from app.service_accounts import ServiceAccountError, service_account_from_json
+from passes import google
 from passes.google_callbacks import GOOGLE_KEYS_URL, GOOGLE_SENDER_ID
 from passes.storecard import check_nfc
 
@@ -19,6 +20,7 @@ DEV_TEAM_ID = "PUNCHDEV01"
 APNS_PRODUCTION_URL = "https://api.push.apple.com"  # Apple: Wallet push tokens are production tokens
 GOOGLE_WALLET_URL = "https://walletobjects.googleapis.com/walletobjects/v1"
 GOOGLE_RATE_LIMIT = 20.0  # Google Wallet FAQ: "rate limited to 20 requests per second" per Cloud project
+FCM_GOOGLE_URL = "https://fcm.googleapis.com"  # the adapter posts to {FCM_BASE_URL}/v1/projects/{p}/messages:send
 
 
 class ConfigError(Exception):
@@ -43,7 +45,7 @@ class AppleConfig:
 @dataclass(frozen=True)
 class GoogleConfig:
     """Google Wallet: set when GOOGLE_SERVICE_ACCOUNT_FILE and GOOGLE_ISSUER_ID are."""
-    service_account: ServiceAccount = field(repr=False)
+    service_account: google.ServiceAccount = field(repr=False)
     issuer_id: str
     wallet_base_url: str = GOOGLE_WALLET_URL
     rate_limit: float = GOOGLE_RATE_LIMIT  # Wallet API calls per second, shared by every worker
@@ -60,6 +62,7 @@ class RateLimits:
     public: str = "20/second"  # RATE_LIMIT_PUBLIC: per client address, the card link and /wallet/v1/*
     failed_auth: str = "300/minute"  # RATE_LIMIT_FAILED_AUTH: per address, merchant API answers 401
     device_log: str = "60/minute"  # RATE_LIMIT_DEVICE_LOG: per address, /wallet/v1/log (no login, Apple says)
+    sign_in: str = "10/minute"  # RATE_LIMIT_SIGN_IN: per address, attempts to sign a till in on /checkout
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,17 @@ class Retention:
     outbox_days: int = 7  # RETENTION_DAYS_OUTBOX: delivered events (dead letters stay until revived)
     device_log_days: int = 30  # RETENTION_DAYS_DEVICE_LOGS
     device_log_max_lines: int = 10_000  # DEVICE_LOG_MAX_LINES: the newest are kept, whatever their age
+
+
+@dataclass(frozen=True)
+class FcmConfig:
+    """Notifications to merchants' own apps (workers/fcm.py)."""
+    base_url: str = FCM_GOOGLE_URL  # FCM_BASE_URL: another host only for a local fake
+    # FCM_SERVICE_ACCOUNT_FILE, else GOOGLE_SERVICE_ACCOUNT_FILE: the instance's Firebase key, used for merchants
+    # that uploaded none (a single-merchant deployment)
+    service_account_file: Path | None = None
+    # FCM_CREDENTIALS_KEY, else SECRET_KEY: what merchants' uploaded keys are encrypted with (app/encryption.py)
+    credentials_secret: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,9 @@ class Config:
     metrics_token: str | None = field(default=None, repr=False)  # METRICS_TOKEN: /metrics from outside loopback
     metrics_multiproc_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR: gunicorn.conf.py sets it
     google: GoogleConfig | None = None  # None: Google Wallet is off (no save links, nothing queued)
+    fcm: FcmConfig = field(default_factory=FcmConfig)
+    # WEBHOOKS_ALLOW_PRIVATE_TARGETS: http, loopback and private addresses allowed (never link-local/metadata)
+    webhooks_allow_private_targets: bool = False
 
     @property
     def web_service_url(self) -> str:
@@ -111,6 +128,7 @@ def load_config(environ: dict | None = None) -> Config:
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'punchpass.db'}"
     if "://" not in database_url:
         raise ConfigError(f"DATABASE_URL: expected a URL such as postgresql://user@host/db, got {database_url!r}")
+    secret_key = _secret_key(env, public_base_url)
     redis_url = env.get("REDIS_URL") or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"REDIS_URL: expected redis://host:port/db, got {redis_url!r}")
@@ -122,7 +140,7 @@ def load_config(environ: dict | None = None) -> Config:
         public_base_url=public_base_url,
         instance_dir=instance_dir,
         apple=_apple_config(env, instance_dir),
-        secret_key=_secret_key(env, public_base_url),
+        secret_key=secret_key,
         rate_limits=_rate_limits(env),
         trusted_proxies=_count_setting(env, "TRUSTED_PROXIES", 0, minimum=0),
         retention=_retention(env),
@@ -130,23 +148,24 @@ def load_config(environ: dict | None = None) -> Config:
         metrics_token=_metrics_token(env),
         metrics_multiproc_dir=_existing_dir(env, "PROMETHEUS_MULTIPROC_DIR"),
         google=_google_config(env),
+        fcm=_fcm_config(env, secret_key),
+        webhooks_allow_private_targets=_bool_setting(env, "WEBHOOKS_ALLOW_PRIVATE_TARGETS"),
     )
 
 
 def _google_config(env: dict) -> GoogleConfig | None:
-    """Both the key file and the issuer id, or neither; the key is read and checked here, at start-up."""
+    """On with GOOGLE_ISSUER_ID (the key file is then required); the key is read and checked here, at start-up.
+    The key file alone does not switch Google Wallet on: FCM may use it (FCM_SERVICE_ACCOUNT_FILE's fallback)."""
     key_file, issuer_id = env.get("GOOGLE_SERVICE_ACCOUNT_FILE"), (env.get("GOOGLE_ISSUER_ID") or "").strip()
-    if not key_file and not issuer_id:
+    if not issuer_id:
         return None
     if not key_file:
         raise ConfigError("GOOGLE_SERVICE_ACCOUNT_FILE: not set (needed with GOOGLE_ISSUER_ID for Google Wallet)")
-    if not issuer_id:
-        raise ConfigError("GOOGLE_ISSUER_ID: not set (needed with GOOGLE_SERVICE_ACCOUNT_FILE for Google Wallet)")
     if not issuer_id.isascii() or not issuer_id.isdigit():
         raise ConfigError(f"GOOGLE_ISSUER_ID: expected the digits of your Google Wallet issuer id, got {issuer_id!r}")
     try:
-        account = ServiceAccount.from_file(Path(key_file).expanduser())
-    except ServiceAccountError as error:
+        account = google.ServiceAccount.from_file(Path(key_file).expanduser())
+    except google.ServiceAccountError as error:
         raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE: {error}") from None
     if urlsplit(account.token_uri).scheme != "https":
         raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE: its token_uri must be https, got {account.token_uri!r}")
@@ -176,6 +195,25 @@ def _rate_setting(env: dict, name: str, default: float) -> float:
     if value < 0 or value != value or raw.split("/")[1:] not in ([], ["s"], ["second"]):
         raise ConfigError(f"{name}: expected calls per second such as 20 or 20/s, got {raw!r}")
     return value
+
+
+def _fcm_config(env: dict, secret_key: str) -> FcmConfig:
+    """The instance's Firebase key is read and checked now, not at the first notification."""
+    name = "FCM_SERVICE_ACCOUNT_FILE" if env.get("FCM_SERVICE_ACCOUNT_FILE") else "GOOGLE_SERVICE_ACCOUNT_FILE"
+    path = Path(env[name]).expanduser() if env.get(name) else None
+    if path is not None:
+        try:
+            service_account_from_json(path.read_bytes())
+        except OSError as error:
+            raise ConfigError(f"{name}: cannot read {str(path)!r} ({error.strerror})") from None
+        except ServiceAccountError as error:
+            raise ConfigError(f"{name}: not a usable service-account key file: {error}") from None
+    own_key = env.get("FCM_CREDENTIALS_KEY") or ""
+    if own_key and len(own_key) < 32:
+        raise ConfigError("FCM_CREDENTIALS_KEY: expected at least 32 characters, e.g. the output of "
+                          "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+    return FcmConfig(base_url=_url_setting(env, "FCM_BASE_URL", FCM_GOOGLE_URL).rstrip("/"),
+                     service_account_file=path, credentials_secret=own_key or secret_key or DEV_SECRET_KEY)
 
 
 def _metrics_token(env: dict) -> str | None:
@@ -212,7 +250,7 @@ def _secret_key(env: dict, public_base_url: str) -> str:
 
 def _rate_limits(env: dict) -> RateLimits:
     names = {"api_key": "RATE_LIMIT_API_KEY", "public": "RATE_LIMIT_PUBLIC", "failed_auth": "RATE_LIMIT_FAILED_AUTH",
-             "device_log": "RATE_LIMIT_DEVICE_LOG"}
+             "device_log": "RATE_LIMIT_DEVICE_LOG", "sign_in": "RATE_LIMIT_SIGN_IN"}
     defaults = RateLimits()
     return RateLimits(**{field_name: _rate_limit_setting(env, name, getattr(defaults, field_name))
                          for field_name, name in names.items()})

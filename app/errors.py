@@ -9,12 +9,12 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from app.domain.errors import Conflict, DomainError, InsufficientPoints, InvalidInput, NotFound
+from app.domain.errors import Conflict, DomainError, Forbidden, InsufficientPoints, InvalidInput, NotFound
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
 
-_DOMAIN_STATUS = {NotFound: 404, InsufficientPoints: 409, Conflict: 409, InvalidInput: 422}
+_DOMAIN_STATUS = {NotFound: 404, InsufficientPoints: 409, Conflict: 409, InvalidInput: 422, Forbidden: 403}
 
 
 def problem(status: int, title: str, detail: str | None = None, errors: dict | None = None,

@@ -55,5 +55,5 @@ def loyalty_object(config: Config, member: Member) -> dict:
         account_id=member.external_id or member.referral_code, account_name=member.name,
         points=member.available_points, barcode_value=member.barcode_token, barcode_format=program.barcode_format,
         locale=member.locale, locales=tuple(program.locales or ()), tier=member.tier.name if member.tier else None,
-        has_tiers=bool(program.tiers),
+        has_tiers=bool(program.tiers), active=member.deleted_at is None,  # deleted on request: INACTIVE
     ))

@@ -67,6 +67,8 @@ def settings_summary(config: Config) -> dict[str, str]:
         **({"GOOGLE_SERVICE_ACCOUNT": config.google.service_account.client_email,
             "GOOGLE_WALLET_BASE_URL": config.google.wallet_base_url,
             "GOOGLE_RATE_LIMIT": f"{config.google.rate_limit:g}/s"} if config.google else {}),
+        "FCM_BASE_URL": config.fcm.base_url,
+        "FCM_SERVICE_ACCOUNT_FILE": str(config.fcm.service_account_file or "(unset: merchants upload their own)"),
     }
 
 

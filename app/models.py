@@ -27,6 +27,7 @@ from sqlalchemy.sql.expression import false
 from app.db import Base
 from passes.strings import FALLBACK_LOCALE, LOCALES
 
+MAX_FCM_TOKEN_LENGTH = 1024  # fcm_devices.token; FCM registration tokens are about 160 to 250 characters
 MAX_PUSH_TOKEN_LENGTH = 200  # device_registrations.push_token; app/domain/devices.py checks tokens against it
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -72,6 +73,20 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class PairingCode(Base):
+    """A short-lived, single-use code an admin hands a till: entered (or scanned) on /checkout it creates a POS key
+    for that till and signs it in, so nobody types a 50-character key. Only the code's SHA-256 is stored."""
+    __tablename__ = "pairing_codes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    store: Mapped[str | None] = mapped_column(String(120), nullable=True)  # the POS key it makes gets this store
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)  # made when used
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Program(Base):
     __tablename__ = "programs"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -88,6 +103,8 @@ class Program(Base):
     locales: Mapped[list] = mapped_column(JSON, default=lambda: list(LOCALES))
     terms: Mapped[str | None] = mapped_column(Text, nullable=True)
     program_info: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # IANA zone: month and year ends, days of the week and "this month" are the program's (app/domain/calendar.py)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     design_version: Mapped[int] = mapped_column(Integer, default=1)
     # A design change is one row update here, not a rewrite of every member: a card's update tag and
     # Last-Modified are the later of its own and its program's.
@@ -132,6 +149,8 @@ class Reward(Base):
     name: Mapped[str] = mapped_column(String(120))
     points_cost: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Retired (DELETE): kept for the ledger entries that name it, never redeemable or shown again.
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -155,6 +174,8 @@ class Member(Base):
     held_points: Mapped[int] = mapped_column(Integer, default=0)
     lifetime_points: Mapped[int] = mapped_column(Integer, default=0)
     tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)
+    # A tier set by hand (an import's `tier_override`), not reached by points.
+    tier_override_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)
     serial_number: Mapped[str] = mapped_column(String(64), unique=True)
     auth_token: Mapped[str] = mapped_column(String(64))
     barcode_token: Mapped[str] = mapped_column(String(64), unique=True)
@@ -169,10 +190,12 @@ class Member(Base):
     personalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Google's save/delete callbacks say whether the card is in someone's Google Wallet (app/google/callbacks.py)
     google_saved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Deleted on request (GDPR, APPI, PIPA): personal data anonymised, the ledger kept, the pass voided.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     program: Mapped[Program] = relationship(lazy="joined")
-    tier: Mapped[Tier | None] = relationship(lazy="joined")
+    tier: Mapped[Tier | None] = relationship(lazy="joined", foreign_keys=[tier_id])
 
     @property
     def available_points(self) -> int:
@@ -197,7 +220,34 @@ class LedgerEntry(Base):
     reward_id: Mapped[int | None] = mapped_column(ForeignKey("rewards.id"), nullable=True)
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True, index=True)
     shortfall: Mapped[int] = mapped_column(Integer, default=0)  # reversed points the member had already spent
+    # Change of the member's held points: +N when a hold is placed, -N when it is captured, voided or expires.
+    # The sum over a member's entries is `members.held_points`, as the sum of `points` is the balance.
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    hold_id: Mapped[int | None] = mapped_column(ForeignKey("holds.id"), nullable=True, index=True)
+    # Who made it: the API key (and the store its till is in); None for the system (expiry, a CLI command).
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+    store: Mapped[str | None] = mapped_column(String(120), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Hold(Base):
+    """Points set aside at a checkout (two-phase redeem): `held` until captured (charged once), voided or past
+    `expires_at`. While held they count in `members.held_points`; a hold past its expiry stops counting at
+    once (app/domain/holds.py), and the sweep records its release."""
+    __tablename__ = "holds"
+    __table_args__ = (Index("ix_holds_status_expires", "status", "expires_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    reward_id: Mapped[int | None] = mapped_column(ForeignKey("rewards.id"), nullable=True)
+    points: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="held")
+    reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # captured/voided/expired
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    reward: Mapped[Reward | None] = relationship(lazy="joined")
 
 
 class IdempotencyRecord(Base):
@@ -310,3 +360,86 @@ class GoogleCallbackNonce(Base):
     __tablename__ = "google_callback_nonces"
     nonce: Mapped[str] = mapped_column(String(200), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class FcmDevice(Base):
+    """A merchant app's FCM registration token, on the member signed in to the app. A token is one app install:
+    registered again for another member of the merchant, it moves (the unique constraint), never duplicates."""
+    __tablename__ = "fcm_devices"
+    __table_args__ = (UniqueConstraint("merchant_id", "token"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    token: Mapped[str] = mapped_column(String(MAX_FCM_TOKEN_LENGTH))
+    platform: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class FcmCredentials(Base):
+    """A merchant's own Firebase service-account key, sealed (app/encryption.py); the project and account are
+    kept in clear to show what is configured without opening the key."""
+    __tablename__ = "fcm_credentials"
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(128))
+    client_email: Mapped[str] = mapped_column(String(254))
+    sealed_key: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+class WebhookEndpoint(Base):
+    """A merchant's receiver for events (`events`: the types it subscribed to). The signing secret is stored
+    sealed with a key derived from SECRET_KEY (app/encryption.py): HMAC needs it in clear to sign, so it cannot be
+    hashed, but a copy of the database alone does not give it away. Ids never repeat (AUTOINCREMENT on SQLite
+    too): the per-process subscription map detects changes by the count and the highest id."""
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list] = mapped_column(JSON)
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: the exact body sent (the signature covers its bytes, so every attempt and a
+    replay send the same), its state (`pending`, `delivered`, `dead`) and when its retry window opened (its
+    creation, or the last replay)."""
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("webhook_id", "event_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: the receiver's status code (None when no answer came), or why it failed, and the
+    retry it caused. `webhook_id` is repeated here so a webhook's attempts page with one index."""
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_webhook", "webhook_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ScheduledJob(Base):
+    """When each periodic job (workers/scheduled.py lists them) runs next. A worker runs a due job only after
+    claiming it with one conditional UPDATE (`leased_by`, `leased_until`), so of several workers one runs it."""
+    __tablename__ = "scheduled_jobs"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # real time it finished
+    last_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # the instant it ran for
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    leased_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -15,15 +15,18 @@ import time
 from flask import Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded
 
+import app.till_sessions as till_sessions
 from app.api import blueprints as api_blueprints
 from app.config import Config
 from app.errors import problem
 from app.google import bp as google_bp
 from app.pages import bp as pages_bp
+from app.pages.checkout import sign_in_throttled
 from app.wallet import bp as wallet_bp
 
 KEY_PREFIX = "punchpass-limits"
 CARD_LINK_ENDPOINT = "pages.public_pass"
+SIGN_IN_ENDPOINT = "pages.checkout_sign_in"
 DEVICE_LOG_ENDPOINT = "wallet.device_log"
 
 
@@ -39,6 +42,7 @@ def install_rate_limits(app: Flask, config: Config) -> Limiter:
         limiter.shared_limit(rates.failed_auth, scope="failed-auth", deduct_when=_unauthorised)(blueprint)
     limiter.shared_limit(rates.public, scope="public")(wallet_bp)
     limiter.shared_limit(rates.public, scope="public", exempt_when=_not_card_link)(pages_bp)
+    limiter.shared_limit(rates.sign_in, scope="sign-in", exempt_when=_not_sign_in)(pages_bp)
     limiter.shared_limit(rates.device_log, scope="device-log", exempt_when=_not_device_log)(wallet_bp)
     # the save link and class images; Google's own callbacks come from few addresses and are signed
     limiter.shared_limit(rates.public, scope="public",
@@ -52,8 +56,9 @@ def client_address() -> str:
 
 
 def api_key_identity() -> str:
-    """The presented key, hashed (the limiter's storage never sees it); no key at all counts per address."""
-    header = request.headers.get("Authorization", "")
+    """The presented key, hashed (the limiter's storage never sees it); the checkout page's session cookie counts
+    like a key; neither counts per address."""
+    header = request.headers.get("Authorization", "") or request.cookies.get(till_sessions.COOKIE, "")
     if not header:
         return f"address:{client_address()}"
     return "key:" + hashlib.sha256(header.encode("utf-8", "surrogateescape")).hexdigest()[:32]
@@ -73,6 +78,8 @@ def retry_after_seconds(limiter: Limiter) -> int:
 def _too_many_requests(limiter: Limiter) -> Response:
     """Apple's web service gets a plain 429 (its clients read only the status); everything else problem+json."""
     headers = {"Retry-After": str(retry_after_seconds(limiter))}
+    if request.endpoint == SIGN_IN_ENDPOINT:  # a person at a till, not a program: the form again, saying to wait
+        return sign_in_throttled(retry_after_seconds(limiter))
     if request.blueprint == wallet_bp.name:
         return Response("", status=429, mimetype="text/plain", headers=headers)
     return problem(429, "Too Many Requests", "Too many requests; try again after the Retry-After seconds.",
@@ -85,6 +92,10 @@ def _unauthorised(response: Response) -> bool:
 
 def _not_card_link() -> bool:
     return request.endpoint != CARD_LINK_ENDPOINT
+
+
+def _not_sign_in() -> bool:
+    return not (request.endpoint == SIGN_IN_ENDPOINT and request.method == "POST")
 
 
 def _not_device_log() -> bool:

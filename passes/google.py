@@ -239,23 +239,6 @@ def changed_fields(sent: dict | None, current: dict) -> dict:
     return {name: value for name, value in current.items() if sent.get(name) != value and name != "id"}
 
 
-# event type -> (text key in passes/strings.py, the field of the event's data that fills its %@)
-NOTIFICATIONS = {"tier.changed": ("tier.changed", "tier"), "reward.unlocked": ("reward.unlocked", "reward"),
-                 "points.expiring": ("points.expiring", "points")}
-
-
-def notification_text(event_type: str, data: dict, locale: str) -> str | None:
-    """What a message on the card says about an event, in the member's language; None for other events or when
-    the event lacks what the text needs."""
-    text_key, field_name = NOTIFICATIONS.get(event_type, (None, None))
-    value = data.get(field_name) if text_key else None
-    if isinstance(value, dict):  # {"name": ...} as well as a bare name
-        value = value.get("name")
-    if value is None or value == "":
-        return None
-    return TRANSLATIONS[resolve_locale(locale)][text_key].replace("%@", str(value))
-
-
 def save_jwt(account: ServiceAccount, *, origins: Iterable[str], issued_at: int, objects: list[dict],
              classes: list[dict] = ()) -> str:
     """The "Save to Google Wallet" JWT: RS256 with the service-account key (`kid` names it). `objects` are either

@@ -83,6 +83,7 @@ class StoreCard:
     nfc_encryption_public_key: str | None = None  # Base64 X.509 SubjectPublicKeyInfo, EC P-256
     nfc_requires_authentication: bool = False
     locales: tuple[str, ...] = LOCALES
+    voided: bool = False  # Apple: Wallet shows the pass as void (the member was deleted)
 
     def __post_init__(self) -> None:
         for name in ("pass_type_id", "team_id", "serial_number", "organization_name",
@@ -172,6 +173,8 @@ def store_card_json(card: StoreCard) -> dict:
     if card.web_service_url is not None:
         pass_json["webServiceURL"] = card.web_service_url.rstrip("/")
         pass_json["authenticationToken"] = card.authentication_token
+    if card.voided:
+        pass_json["voided"] = True
     if card.nfc_message is not None:
         pass_json["nfc"] = {
             "message": card.nfc_message,

@@ -101,6 +101,7 @@ def test_env(cert_chain, database_url, tmp_path_factory) -> dict:
         # keeps its default (each test has its own key); tests of the limits set their own.
         "RATE_LIMIT_PUBLIC": "100000/second",
         "RATE_LIMIT_DEVICE_LOG": "100000/second",
+        "RATE_LIMIT_SIGN_IN": "100000/second",
         "APPLE_PASS_CERT": str(cert_chain["pass_cert"]),
         "APPLE_PASS_KEY": str(cert_chain["pass_key"]),
         "APPLE_WWDR_CERT": str(cert_chain["wwdr"]),

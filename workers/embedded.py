@@ -1,6 +1,6 @@
 """The embedded worker for `make run` (no Redis): a thread in the web process woken by the relay after each
-commit, delivering whatever is due in batches, and looking every second for retries (and rows past their
-retention period every few minutes). Same batch functions as `punchpass worker`."""
+commit, delivering whatever is due in batches, and looking every second for retries (and every few seconds for
+scheduled jobs that came due). Same batch and job functions as `punchpass worker`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from flask import Flask
 
 from app.services import services
 from workers.jobs import deliver_everything_due
-from workers.queue import PRUNE_INTERVAL, prune_expired_rows
+from workers.queue import SWEEP_INTERVAL
+from workers.scheduled import run_due
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ class EmbeddedWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="embedded-worker", daemon=True)
-        self._next_prune = 0.0  # time.monotonic() of the next retention pruning
+        self._next_schedule_check = 0.0  # time.monotonic() of the next look for due scheduled jobs
 
     def dispatch(self, event_ids: list[int]) -> None:
         """The relay's target: wake the thread, which delivers everything due (these ids and any others)."""
@@ -54,14 +55,14 @@ class EmbeddedWorker:
             log.exception("delivering outbox events failed; the next sweep will retry them")
 
     def _sweep(self) -> None:
-        """Retries that came due and events the relay missed; retention pruning every PRUNE_INTERVAL."""
+        """Retries that came due and events the relay missed; scheduled jobs every SWEEP_INTERVAL."""
         self._deliver()
-        if time.monotonic() >= self._next_prune:
-            self._next_prune = time.monotonic() + PRUNE_INTERVAL
+        if time.monotonic() >= self._next_schedule_check:
+            self._next_schedule_check = time.monotonic() + SWEEP_INTERVAL
             try:
-                prune_expired_rows(self.app)
+                run_due(self.app)  # logs a failed job itself
             except Exception:
-                log.exception("retention pruning failed")
+                log.exception("looking for due scheduled jobs failed")
 
 
 def start_embedded_worker(app: Flask) -> EmbeddedWorker:

@@ -20,10 +20,11 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.domain.googlewallet import GOOGLE_CLASS, GOOGLE_MESSAGE, GOOGLE_OBJECT
+from app.domain.notifications import notice_for
 from app.google_cards import loyalty_class, loyalty_object
 from app.models import GoogleClass, GoogleObject, Member, OutboxEvent, Program, utcnow
 from app.services import services
-from passes.google import MAX_MESSAGES, changed_fields, notification_text
+from passes.google import MAX_MESSAGES, changed_fields
 from workers.errors import DeliveryFailed
 from workers.google_client import QuotaExceeded, WalletClient, wallet_client
 
@@ -69,11 +70,11 @@ def deliver_message(app: Flask, session: Session, event: OutboxEvent) -> None:
     if row.sent is None:
         _sync_object(session, client, app, member, row)
     happenings = [event.payload["event"], *event.payload.get("also", [])]
-    texts = [notification_text(item["type"], item["data"], member.locale) for item in happenings]
-    texts = list(dict.fromkeys(text for text in texts if text))
-    if texts:
-        _add_message(session, client, row, {"id": f"punchpass-{event.id}", "header": member.program.name,
-                                            "body": " ".join(texts)})
+    notices = [notice_for(item["type"], item["data"], member.locale) for item in happenings]
+    notices = list(dict.fromkeys(notice for notice in notices if notice))  # a tier move down says nothing
+    if notices:
+        _add_message(session, client, row, {"id": f"punchpass-{event.id}", "header": notices[0].title,
+                                            "body": " ".join(notice.body for notice in notices)})
     session.commit()
 
 

@@ -17,11 +17,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app import create_app
+from app.domain.fcm import FCM
 from app.domain.outbox import due_event_ids
 from app.domain.passupdates import APPLE_PUSH, PROGRAM_REFRESH
 from app.models import OutboxEvent, utcnow
 from app.services import db_session, services
-from workers import google_wallet, wallet_push
+from workers import fcm, google_wallet, wallet_push, webhooks
 from workers.errors import DeliveryFailed, RetryLater
 from workers.wallet_push import CardOutcome, CardPush
 
@@ -129,7 +130,9 @@ def _refresh_program(app: Flask, session: Session, event: OutboxEvent) -> None:
 # How each kind of single event is delivered: (app, session, the leased event) -> None, raising RetryLater
 # (try again with backoff) or DeliveryFailed (dead letter). Card pushes (APPLE_PUSH) go in batches instead.
 HANDLERS: dict[str, Callable[[Flask, Session, OutboxEvent], None]] = {PROGRAM_REFRESH: _refresh_program,
-                                                                      **google_wallet.HANDLERS}
+                                                                     FCM: fcm.send_notification,
+                                                                     **google_wallet.HANDLERS}
+HANDLERS.update(webhooks.HANDLERS)  # webhook fan-outs and attempts (workers/webhooks.py)
 
 
 def _deliver_pushes_meanwhile(app: Flask) -> None:

@@ -1,5 +1,5 @@
 """rq on REDIS_URL: the dispatcher the entry points connect to the outbox relay, and `punchpass worker` (an rq
-worker plus the outbox sweep).
+worker plus the outbox sweep, which also enqueues the scheduled jobs that are due).
 
 The worker uses rq's SimpleWorker (no fork per job) so the app, its signer and the APNs connection live for the
 whole process instead of being rebuilt for every job."""
@@ -20,10 +20,9 @@ from app import create_app
 from app.config import Config
 from app.domain.outbox import due_event_ids
 from app.domain.passupdates import APPLE_PUSH, PROGRAM_REFRESH
-from app.domain.retention import prune_expired
-from app.models import utcnow
-from app.services import app_config, db_session, services
+from app.services import db_session, services
 from workers import jobs
+from workers.scheduled import due_job_names
 
 log = logging.getLogger(__name__)
 QUEUE_NAME = "punchpass"
@@ -34,8 +33,7 @@ BATCH_JOB = "workers.queue.deliver_due_job"
 BATCH_QUEUED = "punchpass:outbox-batch-queued"
 BATCH_QUEUED_TTL = 30  # seconds; should a flag outlive its job (a failed enqueue), the next commit enqueues again
 SWEEP_INTERVAL = 5.0  # seconds between looks for events the relay missed and retries that came due
-PRUNE_INTERVAL = 300.0  # seconds between deletions of rows past their retention period (one process does it)
-PRUNE_LOCK = "punchpass:prune-lock"
+SCHEDULED_QUEUE_NAME = "punchpass-scheduled"  # periodic jobs (workers/scheduled.py): taken after everything else
 
 
 class RQDispatcher:
@@ -83,19 +81,30 @@ _LIVE_JOB_STATES = {"queued", "started", "scheduled", "deferred"}
 
 
 def enqueue_fanouts(queue: Queue, event_ids: list[int]) -> None:
-    """One job per program fan-out on the lower-priority queue, unless its job is already waiting or running. A
-    failed or finished job of the same id (a killed worker leaves one for `failure_ttl`) is replaced, or the
-    sweep could never hand the event over again. No rq timeout: a fan-out to a million devices outlasts rq's
-    default 180 s, and the outbox lease and cursor already bound and resume it."""
+    """One job per program fan-out on the lower-priority queue. No rq timeout: a fan-out to a million devices
+    outlasts rq's default 180 s, and the outbox lease and cursor already bound and resume it."""
     for event_id in event_ids:
-        job_id = f"outbox-{event_id}"
-        if Job.exists(job_id, connection=queue.connection):
-            job = Job.fetch(job_id, connection=queue.connection)
-            if job.get_status(refresh=False) in _LIVE_JOB_STATES:
-                continue
-            job.delete()
-        queue.enqueue_call("workers.jobs.deliver", args=(event_id,), job_id=job_id, result_ttl=0,
-                           failure_ttl=86400, timeout=-1)
+        enqueue_once(queue, f"outbox-{event_id}", "workers.jobs.deliver", event_id)
+
+
+def enqueue_due_scheduled_jobs(app: Flask, queue: Queue) -> list[str]:
+    """One rq job per scheduled job due now; the job claims its schedule row before running, so two workers
+    enqueuing the same due job still run it once."""
+    names = due_job_names(app)
+    for name in names:
+        enqueue_once(queue, f"scheduled-{name}", "workers.scheduled.run_scheduled_job", name)
+    return names
+
+
+def enqueue_once(queue: Queue, job_id: str, function: str, argument) -> None:
+    """Enqueue unless the job of this id is already waiting or running. A failed or finished job of the same id
+    (a killed worker leaves one for `failure_ttl`) is replaced, or the sweep could never hand it over again."""
+    if Job.exists(job_id, connection=queue.connection):
+        job = Job.fetch(job_id, connection=queue.connection)
+        if job.get_status(refresh=False) in _LIVE_JOB_STATES:
+            return
+        job.delete()
+    queue.enqueue_call(function, args=(argument,), job_id=job_id, result_ttl=0, failure_ttl=86400, timeout=-1)
 
 
 def connect_rq(app: Flask) -> RQDispatcher | None:
@@ -115,25 +124,6 @@ def sweep_outbox(app: Flask, dispatch: Callable[[list[int]], None]) -> int:
     return len(ids)
 
 
-def prune_expired_rows(app: Flask) -> dict[str, int]:
-    """Delete what is past its retention period (idempotency records, delivered events, device logs)."""
-    with app.app_context():
-        session = db_session()
-        counts = prune_expired(session, app_config().retention, utcnow())
-        session.commit()
-    if any(counts.values()):
-        log.info("retention: deleted %s", ", ".join(f"{count} {name}" for name, count in counts.items()))
-    return counts
-
-
-def prune_when_due(app: Flask, redis: Redis) -> bool:
-    """At most once per PRUNE_INTERVAL across every worker sharing Redis; True when this call pruned."""
-    if not redis.set(PRUNE_LOCK, "1", nx=True, ex=int(PRUNE_INTERVAL)):
-        return False
-    prune_expired_rows(app)
-    return True
-
-
 def run_worker(config: Config) -> None:
     if not config.redis_url:
         raise SystemExit("punchpass worker needs REDIS_URL (without it, `punchpass serve` runs an embedded worker)")
@@ -143,23 +133,22 @@ def run_worker(config: Config) -> None:
     stop = threading.Event()
     threading.Thread(target=_sweep_forever, args=(app, dispatcher, stop), name="outbox-sweep", daemon=True).start()
     try:
-        SimpleWorker([QUEUE_NAME, FANOUT_QUEUE_NAME], connection=dispatcher.redis).work(with_scheduler=False)
+        SimpleWorker([QUEUE_NAME, FANOUT_QUEUE_NAME, SCHEDULED_QUEUE_NAME],
+                     connection=dispatcher.redis).work(with_scheduler=False)
     finally:
         stop.set()
 
 
 def _sweep_forever(app: Flask, dispatcher: RQDispatcher, stop: threading.Event) -> None:
-    """One sweeper at a time across all workers (a short Redis lock), every SWEEP_INTERVAL seconds; the
-    retention pruning rides along every PRUNE_INTERVAL."""
+    """One sweeper at a time across all workers (a short Redis lock), every SWEEP_INTERVAL seconds: events the
+    relay missed, and the scheduled jobs that came due."""
+    scheduled = Queue(SCHEDULED_QUEUE_NAME, connection=dispatcher.redis)
     while not stop.wait(SWEEP_INTERVAL):
         try:
             if dispatcher.redis.set("punchpass:sweep-lock", "1", nx=True, ex=int(SWEEP_INTERVAL)):
                 count = sweep_outbox(app, dispatcher)
                 if count:
                     log.info("sweep re-enqueued %d outbox event(s)", count)
+                enqueue_due_scheduled_jobs(app, scheduled)
         except Exception:
             log.exception("outbox sweep failed; trying again in %.0f s", SWEEP_INTERVAL)
-        try:
-            prune_when_due(app, dispatcher.redis)
-        except Exception:
-            log.exception("retention pruning failed; trying again in %.0f s", PRUNE_INTERVAL)

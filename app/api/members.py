@@ -60,7 +60,7 @@ def earn(member_id, data):
     amount = data.get("amount")
     points = ledger.points_for_amount(member.program, amount) if amount is not None else data["points"]
     entry = ledger.earn_points(session, member, points, amount=amount, reference=data.get("reference"),
-                               reason=data.get("reason"))
+                               reason=data.get("reason"), by=current_caller().actor)
     return transaction_json(entry, member)
 
 
@@ -76,7 +76,7 @@ def redeem(member_id, data):
     member = ledger.get_member_for_update(session, current_caller().merchant_id, member_id)
     reward = programs.get_reward(session, member.program_id, data["reward_id"]) if "reward_id" in data else None
     entry = ledger.redeem_points(session, member, data.get("points"), reward=reward,
-                                 reference=data.get("reference"), reason=data.get("reason"))
+                                 reference=data.get("reference"), reason=data.get("reason"), by=current_caller().actor)
     return transaction_json(entry, member)
 
 
@@ -91,21 +91,22 @@ def adjust(member_id, data):
     session = db_session()
     member = ledger.get_member_for_update(session, current_caller().merchant_id, member_id)
     entry = ledger.adjust_points(session, member, data["points"], reason=data["reason"],
-                                 reference=data.get("reference"))
+                                 reference=data.get("reference"), by=current_caller().actor)
     return transaction_json(entry, member)
 
 
 @bp.post("/transactions/<int:transaction_id>/reverse")
-@bp.auth_required(auth, roles=ADMIN)
+@bp.auth_required(auth, roles=POS)
 @idempotent_write
 @bp.input(ReverseIn, arg_name="data")
 @bp.output(TransactionResult, status_code=201)
 @bp.doc(responses=problems(400, 401, 403, 404, 409, 413, 422))
 def reverse(transaction_id, data):
-    """Refund: reverse all or `points` of a transaction. Points already spent come back as `shortfall`."""
+    """Refund: reverse all or `points` of a transaction. Points already spent come back as `shortfall`. A till
+    (pos) key may undo only entries it made itself in the last 60 seconds (403 otherwise: use an admin key)."""
     session = db_session()
     entry, shortfall = ledger.reverse_entry(session, current_caller().merchant_id, transaction_id,
-                                            data.get("points"), data.get("reference"))
+                                            data.get("points"), data.get("reference"), by=current_caller().actor)
     return transaction_json(entry, members.get_member(session, entry.merchant_id, entry.member_id), shortfall)
 
 

@@ -57,8 +57,9 @@ def document_api(spec: dict) -> dict:
     fields say so."""
     schemas = spec["components"].setdefault("schemas", {})
     schemas["Problem"] = PROBLEM
-    for name, fields in EXACTLY_ONE.items():
-        schemas[name]["oneOf"] = [{"required": [field]} for field in fields]
+    for name, groups in EXACTLY_ONE.items():
+        rules = [{"oneOf": [{"required": [field]} for field in fields]} for fields in groups]
+        schemas[name].update(rules[0] if len(rules) == 1 else {"allOf": rules})
     for schema in schemas.values():
         _storable_strings(schema)
     for path, item in spec["paths"].items():
@@ -86,4 +87,4 @@ def _refuses_empty(spec: dict, body: dict) -> bool:
     schema = next(iter(body["content"].values()))["schema"]
     if "$ref" in schema:
         schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
-    return bool(schema.get("required") or schema.get("oneOf"))
+    return bool(schema.get("required") or schema.get("oneOf") or schema.get("allOf"))

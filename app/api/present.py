@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from app.domain.holds import status_at
 from app.domain.members import next_goals
 from app.google_cards import google_save_url
-from app.models import LedgerEntry, Member, Program
+from app.models import Hold, LedgerEntry, Member, Program
+from app.receipts import receipt_line
 from app.services import app_config
 
 
@@ -12,7 +16,7 @@ def member_json(member: Member) -> dict:
     upcoming_tier, upcoming_reward = next_goals(member)
     return {
         "id": member.id, "program_id": member.program_id, "name": member.name, "email": member.email,
-        "external_id": member.external_id, "locale": member.locale,
+        "phone": member.phone, "external_id": member.external_id, "locale": member.locale,
         "points_balance": member.points_balance, "held_points": member.held_points,
         "available_points": member.available_points,
         "lifetime_points": member.lifetime_points, "tier": member.tier.name if member.tier else None,
@@ -42,9 +46,30 @@ def program_json(program: Program, image_names: list[str]) -> dict:
                      "label_color": program.label_color, "logo_text": program.logo_text},
         "tiers": program.tiers, "rewards": [r for r in program.rewards if r.active], "locales": program.locales,
         "barcode_format": program.barcode_format, "terms": program.terms, "program_info": program.program_info,
-        "images": sorted(image_names), "created_at": program.created_at,
+        "timezone": program.timezone, "images": sorted(image_names), "created_at": program.created_at,
     }
 
 
 def transaction_json(entry: LedgerEntry, member: Member, shortfall: int = 0) -> dict:
-    return {"transaction": entry, "member": member_json(member), "shortfall": shortfall}
+    return {"transaction": entry, "member": member_json(member), "shortfall": shortfall,
+            "receipt": receipt(entry, member)}
+
+
+def receipt(entry: LedgerEntry, member: Member) -> str:
+    """The till's printable line for this entry, in the member's language."""
+    reward = next((r.name for r in member.program.rewards if r.id == entry.reward_id), None) \
+        if entry.reward_id else None
+    return receipt_line(member.locale, entry.kind, entry.points, member.available_points, next_goals(member)[1],
+                        reward_name=reward)
+
+
+def hold_json(hold: Hold, member: Member, now: datetime, capture: LedgerEntry | None = None) -> dict:
+    """A hold as the checkout endpoints answer it; `capture` is its capture entry once captured."""
+    return {**hold_summary(hold, now), "member_id": hold.member_id, "reference": hold.reference,
+            "created_at": hold.created_at, "finished_at": hold.finished_at, "member": member_json(member),
+            "transaction": capture, "receipt": receipt(capture, member) if capture else None}
+
+
+def hold_summary(hold: Hold, now: datetime) -> dict:
+    return {"id": hold.id, "status": status_at(hold, now), "points": hold.points, "reward": hold.reward,
+            "expires_at": hold.expires_at}

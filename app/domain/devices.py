@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 import re
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
 
+from app.domain.event_data import member_event
+from app.domain.events import emit
 from app.domain.passupdates import update_tag_horizon
 from app.logs import printable
 from app.models import MAX_PUSH_TOKEN_LENGTH, DeviceLog, DeviceRegistration, Member, Program
@@ -38,15 +40,24 @@ def register_device(session: Session, member: Member, device_id: str, push_token
         return False
     oldest = session.scalars(select(DeviceRegistration.id).where(DeviceRegistration.member_id == member.id)
                              .order_by(DeviceRegistration.id.desc()).offset(max_devices - 1)).all()
+    first = not _has_registrations(session, member)
     if oldest:
         session.execute(delete(DeviceRegistration).where(DeviceRegistration.id.in_(oldest)))
     session.add(DeviceRegistration(device_library_id=device_id, push_token=push_token, member_id=member.id))
+    if first:  # approximate: Wallet also unregisters when automatic updates are turned off, and registers again
+        emit(session, **member_event("pass.installed", member, wallet="apple"))
     return True
 
 
 def unregister_device(session: Session, member: Member, device_id: str) -> None:
-    session.execute(delete(DeviceRegistration).where(DeviceRegistration.device_library_id == device_id,
-                                                     DeviceRegistration.member_id == member.id))
+    removed = session.execute(delete(DeviceRegistration).where(DeviceRegistration.device_library_id == device_id,
+                                                               DeviceRegistration.member_id == member.id)).rowcount
+    if removed and not _has_registrations(session, member):  # approximate, as for pass.installed
+        emit(session, **member_event("pass.removed", member, wallet="apple"))
+
+
+def _has_registrations(session: Session, member: Member) -> bool:
+    return session.scalar(select(exists().where(DeviceRegistration.member_id == member.id)))
 
 
 def updated_serials(session: Session, device_id: str, since_tag: int) -> tuple[list[str], int] | None:

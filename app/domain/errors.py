@@ -25,3 +25,8 @@ class InvalidInput(DomainError):
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
+
+
+class Forbidden(DomainError):
+    """Allowed to this caller's kind of key only in some cases (a till undoing its own last entry)."""
+    title = "Forbidden"

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.domain import events
+from app.domain.event_data import member_event
 from app.models import GoogleCallbackNonce, GoogleClass, GoogleObject, Member, OutboxEvent, Program, utcnow
 
 GOOGLE_OBJECT = "google_object"  # insert or patch a member's object to the card's current state
@@ -83,9 +84,7 @@ def record_saved(session: Session, member: Member, saved: bool) -> bool:
     if member.google_saved == saved:
         return False
     member.google_saved = saved
-    events.emit(session, merchant_id=member.merchant_id, member_id=member.id, program_id=member.program_id,
-                type="pass.installed" if saved else "pass.removed",
-                data={"member_id": member.id, "wallet": "google"})
+    events.emit(session, **member_event("pass.installed" if saved else "pass.removed", member, wallet="google"))
     return True
 
 

@@ -3,23 +3,45 @@
 Every operation first locks the member row (SELECT ... FOR UPDATE on PostgreSQL; SQLite serialises writers
 with BEGIN IMMEDIATE), so concurrent redeems cannot overspend and balance checks see committed values. A write
 route loads its member already locked (`get_member_for_update`: one statement with the program and its tiers);
-the lock is then taken once per transaction, not again by each operation."""
+the lock is then taken once per transaction, not again by each operation.
+
+Holds (two-phase redeem, app/domain/holds.py) set points aside without spending them: `held_points` grows,
+the balance does not, and available points are the balance less held points. Taking a member's lock also
+releases their holds past expiry, so a hold stops counting the moment it expires, whoever touches the member
+next (the sweep records the release for members nobody touches)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
-from app.domain.errors import Conflict, InsufficientPoints, InvalidInput, NotFound
+from app.domain.errors import Conflict, Forbidden, InsufficientPoints, InvalidInput, NotFound
+from app.domain.event_data import transaction_event
 from app.domain.events import emit
 from app.domain.passupdates import card_changed
 from app.domain.tiers import retier
-from app.models import LedgerEntry, Member, Program, Reward
+from app.models import Hold, LedgerEntry, Member, Program, Reward, utcnow
 
 ROUNDING = {"down": ROUND_DOWN, "nearest": ROUND_HALF_UP, "up": ROUND_UP}  # a program's money-to-points rule
 MAX_POINTS = 10_000_000
+UNDO_WINDOW = timedelta(seconds=60)  # how long a till may reverse an entry it made itself
+HELD, CAPTURED, VOIDED, EXPIRED = "held", "captured", "voided", "expired"  # a hold's status
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for a change: the API key and the store its till is in (recorded on every entry), and whether
+    it is an admin key (a till's key may only undo what it did itself in the last minute)."""
+    api_key_id: int | None = None
+    store: str | None = None
+    admin: bool = True
+
+
+SYSTEM = Actor()  # the sweep, a command line
 
 
 def points_for_amount(program: Program, amount: Decimal) -> int:
@@ -34,7 +56,7 @@ _LOCKED = "ledger_locked_members"  # session.info: (the transaction, ids of the 
 def get_member_for_update(session: Session, merchant_id: int, member_id: int) -> Member:
     """The merchant's member, row-locked until commit, with what an operation and its answer read: the program,
     its tiers (one statement: the rows a join adds are a handful) and its rewards (a second one)."""
-    member = _lock(session, Member.id == member_id, Member.merchant_id == merchant_id)
+    member = _lock(session, Member.id == member_id, Member.merchant_id == merchant_id, Member.deleted_at.is_(None))
     if member is None:
         raise NotFound(f"No member {member_id}.")
     return member
@@ -55,6 +77,8 @@ def _lock(session: Session, *where) -> Member | None:
         .execution_options(populate_existing=True)).unique().one_or_none()
     if member is not None:
         _locked_ids(session).add(member.id)
+        if member.held_points:
+            release_due_holds(session, member, utcnow())
     return member
 
 
@@ -68,45 +92,94 @@ def _locked_ids(session: Session) -> set[int]:
 
 
 def earn_points(session: Session, member: Member, points: int, *, amount: Decimal | None = None,
-                reference: str | None = None, reason: str | None = None, kind: str = "earn") -> LedgerEntry:
+                reference: str | None = None, reason: str | None = None, kind: str = "earn",
+                by: Actor = SYSTEM) -> LedgerEntry:
     _check_points(points, allow_zero=amount is not None)
     member = lock_member(session, member)
     member.lifetime_points += points
-    return _append(session, member, kind, points, amount=amount, reference=reference, reason=reason)
+    entry = _append(session, member, kind, points, amount=amount, reference=reference, reason=reason, by=by)
+    emit(session, **transaction_event("points.earned", entry, member))
+    return entry
 
 
 def redeem_points(session: Session, member: Member, points: int | None = None, *, reward: Reward | None = None,
-                  reference: str | None = None, reason: str | None = None) -> LedgerEntry:
+                  reference: str | None = None, reason: str | None = None, by: Actor = SYSTEM) -> LedgerEntry:
     """Spend points (or a reward's cost); refused with nothing written when the available balance is short."""
     cost = reward.points_cost if reward is not None else points
     _check_points(cost)
     member = lock_member(session, member)
-    if cost > member.available_points:
-        raise InsufficientPoints(f"This needs {cost} points; the member has {member.available_points} available.")
-    return _append(session, member, "redeem", -cost, reward=reward, reference=reference,
-                   reason=reason or (reward.name if reward else None))
+    _check_available(member, cost)
+    entry = _append(session, member, "redeem", -cost, reward=reward, reference=reference,
+                    reason=reason or (reward.name if reward else None), by=by)
+    emit(session, **transaction_event("points.redeemed", entry, member))
+    if reward is not None:
+        emit(session, **transaction_event("reward.redeemed", entry, member, reward_name=reward.name))
+    return entry
+
+
+def hold_points(session: Session, member: Member, points: int | None = None, *, reward: Reward | None = None,
+                expires_at: datetime, reference: str | None = None, by: Actor = SYSTEM) -> Hold:
+    """Set points (or a reward's cost) aside until `expires_at`: a `hold` entry that changes held points, not
+    the balance. Refused with nothing written when the available balance is short."""
+    cost = reward.points_cost if reward is not None else points
+    _check_points(cost)
+    member = lock_member(session, member)
+    _check_available(member, cost)
+    hold = Hold(merchant_id=member.merchant_id, member_id=member.id, reward_id=reward.id if reward else None,
+                reward=reward, points=cost, status=HELD, reference=reference, expires_at=expires_at)
+    session.add(hold)
+    session.flush()
+    _append(session, member, "hold", 0, held=cost, hold=hold, reward=reward, reference=reference,
+            reason=reward.name if reward else None, by=by)
+    return hold
+
+
+def finish_hold(session: Session, member: Member, hold: Hold, status: str, now: datetime,
+                by: Actor = SYSTEM) -> LedgerEntry:
+    """Close a held hold of a locked member: `captured` spends its points (a `capture` entry), `voided` or
+    `expired` gives them back (a `release` entry)."""
+    if hold.status != HELD or hold.member_id != member.id:
+        raise Conflict(f"Hold {hold.id} is {hold.status}.")
+    hold.status, hold.finished_at = status, now
+    spent = -hold.points if status == CAPTURED else 0
+    return _append(session, member, "capture" if status == CAPTURED else "release", spent, held=-hold.points,
+                   hold=hold, reward=hold.reward, reference=hold.reference,
+                   reason=hold.reward.name if hold.reward else None, by=by)
+
+
+def release_due_holds(session: Session, member: Member, now: datetime) -> int:
+    """Expire the locked member's holds whose time ran out; how many."""
+    due = list(session.scalars(select(Hold).where(Hold.member_id == member.id, Hold.status == HELD,
+                                                  Hold.expires_at <= now).order_by(Hold.id)))
+    for hold in due:
+        finish_hold(session, member, hold, EXPIRED, now)
+    return len(due)
 
 
 def adjust_points(session: Session, member: Member, points: int, *, reason: str,
-                  reference: str | None = None) -> LedgerEntry:
+                  reference: str | None = None, by: Actor = SYSTEM) -> LedgerEntry:
     """A manual correction with a mandatory reason; a debit never takes the balance below zero."""
     if points == 0 or abs(points) > MAX_POINTS:
         raise InvalidInput("points", f"Must be a non-zero whole number up to {MAX_POINTS}.")
     member = lock_member(session, member)
     if member.available_points + points < 0:
         raise InsufficientPoints(f"The member has only {member.available_points} points.")
-    return _append(session, member, "adjust", points, reference=reference, reason=reason)
+    return _append(session, member, "adjust", points, reference=reference, reason=reason, by=by)
 
 
 def reverse_entry(session: Session, merchant_id: int, entry_id: int, points: int | None = None,
-                  reference: str | None = None) -> tuple[LedgerEntry, int]:
-    """Undo all or part of an earn, redeem or adjustment. Returns the reversal and the shortfall: points the
-    member had already spent, which are reported rather than driving the balance negative."""
+                  reference: str | None = None, by: Actor = SYSTEM) -> tuple[LedgerEntry, int]:
+    """Undo all or part of an earn, redeem, capture or adjustment. Returns the reversal and the shortfall:
+    points the member had already spent, which are reported rather than driving the balance negative."""
     original = session.get(LedgerEntry, entry_id)
     if original is None or original.merchant_id != merchant_id:
         raise NotFound(f"No transaction {entry_id}.")
+    _check_may_undo(original, by)
     if original.kind in ("reversal", "expire"):
         raise Conflict(f"A {original.kind} cannot be reversed.")
+    if original.kind in ("hold", "release"):
+        raise Conflict(f"A {original.kind} moves no points; a hold is released with "
+                       f"POST /api/v1/checkout/holds/{original.hold_id}/void.")
     member = _lock(session, Member.id == original.member_id)
     remaining = abs(original.points) - _already_reversed(session, original.id)
     wanted = remaining if points is None else points
@@ -120,9 +193,21 @@ def reverse_entry(session: Session, merchant_id: int, entry_id: int, points: int
             member.lifetime_points -= wanted
             retier(member, may_lower=True)  # the tier these points reached is taken back with them
         entry = _append(session, member, "reversal", -taken, reference=reference, reverses=original,
-                        shortfall=wanted - taken)
+                        shortfall=wanted - taken, by=by)
+        emit(session, **transaction_event("points.reversed", entry, member, shortfall=wanted - taken))
         return entry, wanted - taken
-    return _append(session, member, "reversal", wanted, reference=reference, reverses=original), 0
+    entry = _append(session, member, "reversal", wanted, reference=reference, reverses=original, by=by)
+    emit(session, **transaction_event("points.reversed", entry, member, shortfall=0))
+    return entry, 0
+
+
+def _check_may_undo(original: LedgerEntry, by: Actor) -> None:
+    """A till's key undoes a mistake it just made; anything else is the owner's call (an admin key)."""
+    if by.admin:
+        return
+    if original.api_key_id != by.api_key_id or original.created_at < utcnow() - UNDO_WINDOW:
+        raise Forbidden(f"A till (pos) key may reverse only entries it made itself in the last "
+                        f"{UNDO_WINDOW.seconds} seconds; reversing this one needs an admin key.")
 
 
 def entries_for(session: Session, member: Member, before_id: int | None, limit: int) -> list[LedgerEntry]:
@@ -133,36 +218,41 @@ def entries_for(session: Session, member: Member, before_id: int | None, limit: 
 
 
 def verify_balances(session: Session) -> list[dict]:
-    """Every member whose cached balance differs from the sum of their ledger."""
-    sums = (select(LedgerEntry.member_id, func.coalesce(func.sum(LedgerEntry.points), 0).label("total"))
+    """Every member whose cached balance or held points differ from the sums of their ledger."""
+    sums = (select(LedgerEntry.member_id, func.coalesce(func.sum(LedgerEntry.points), 0).label("total"),
+                   func.coalesce(func.sum(LedgerEntry.held), 0).label("held"))
             .group_by(LedgerEntry.member_id).subquery())
+    total, held = func.coalesce(sums.c.total, 0), func.coalesce(sums.c.held, 0)
     rows = session.execute(
-        select(Member.id, Member.points_balance, func.coalesce(sums.c.total, 0))
+        select(Member.id, Member.points_balance, total, Member.held_points, held)
         .outerjoin(sums, sums.c.member_id == Member.id)
-        .where(Member.points_balance != func.coalesce(sums.c.total, 0))).all()
-    return [{"member_id": m, "cached_balance": cached, "ledger_sum": int(total)} for m, cached, total in rows]
+        .where((Member.points_balance != total) | (Member.held_points != held))).all()
+    return [{"member_id": m, "cached_balance": cached, "ledger_sum": int(summed), "cached_held": cached_held,
+             "ledger_held": int(summed_held)} for m, cached, summed, cached_held, summed_held in rows]
+
+
+def _check_available(member: Member, cost: int) -> None:
+    if cost > member.available_points:
+        raise InsufficientPoints(f"This needs {cost} points; the member has {member.available_points} available.")
 
 
 def _append(session: Session, member: Member, kind: str, points: int, *, amount=None, reference=None,
-            reason=None, reward=None, reverses=None, shortfall: int = 0) -> LedgerEntry:
+            reason=None, reward=None, reverses=None, shortfall: int = 0, held: int = 0, hold=None,
+            by: Actor = SYSTEM) -> LedgerEntry:
     member.points_balance += points
+    member.held_points += held
     if member.points_balance < 0:  # the checks above make this unreachable; the invariant is worth a guard
         raise InsufficientPoints("A balance can never go below zero.")
     entry = LedgerEntry(member_id=member.id, merchant_id=member.merchant_id, kind=kind, points=points,
                         balance_after=member.points_balance, amount=amount, reference=reference, reason=reason,
                         reward_id=reward.id if reward else None, reverses_id=reverses.id if reverses else None,
-                        shortfall=shortfall)
+                        shortfall=shortfall, held=held, hold_id=hold.id if hold else None,
+                        api_key_id=by.api_key_id, store=by.store)
     session.add(entry)
-    previous_tier = member.tier
-    tier_changed = retier(member)
-    if points:
+    retier(member)  # emits tier.changed when the tier moves
+    if points or held:  # the card shows available points: a hold changes them too
         with session.no_autoflush:  # the member's row is written once, by the flush below, not split in two
             card_changed(session, member)
-            if tier_changed:
-                emit(session, merchant_id=member.merchant_id, member_id=member.id, program_id=member.program_id,
-                     type="tier.changed", data={"member_id": member.id, "tier": member.tier.name if member.tier
-                                                else None, "previous_tier": previous_tier.name if previous_tier
-                                                else None})
     session.flush()
     return entry
 

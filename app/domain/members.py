@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.domain.errors import Conflict, InvalidInput, NotFound
+from app.domain.event_data import member_event
+from app.domain.events import emit
+from app.domain.ledger import HELD
 from app.domain.passupdates import card_changed
 from app.domain.rewards import next_reward
 from app.domain.tiers import next_tier, retier
-from app.models import Member, Program, utcnow
+from app.models import Hold, Member, Program, utcnow
 from passes import Goal
 from passes.strings import FALLBACK_LOCALE, LOCALES
 
 _WITH_TIERS = joinedload(Member.program).joinedload(Program.tiers)  # a handful of rows, one statement fewer
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
+# An international number as people write it: "+", the country code, then 8 to 15 digits in all (E.164), with
+# at most two of space . ( ) - between digits. Stored as "+" and the digits.
+PHONE_PATTERN = r"^\+ ?[1-9](?:[ .()-]{0,2}[0-9]){7,14}$"
+MAX_OTHER_MATCHES = 10
 
 
 def enroll_member(session: Session, program: Program, data: dict) -> Member:
@@ -31,7 +39,8 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
     referrer = _referrer(session, program, data.get("referral_code"))
     member = Member(
         program=program, program_id=program.id, merchant_id=program.merchant_id,
-        name=data["name"], email=data.get("email"), external_id=data.get("external_id"), locale=locale,
+        name=data["name"], email=normal_email(data.get("email")), phone=data.get("phone"),
+        external_id=data.get("external_id"), locale=locale,
         referral_code=_referral_code(), referred_by_id=referrer.id if referrer else None,
         serial_number=secrets.token_hex(16), auth_token=secrets.token_urlsafe(24),
         barcode_token=_barcode_token(), download_token=_card_link_token(),
@@ -46,6 +55,7 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
             raise
         raise _taken(member.external_id) from None
     card_changed(session, member, notify=False)
+    emit(session, **member_event("member.enrolled", member, name=member.name, email=member.email, locale=member.locale))
     return member
 
 
@@ -74,7 +84,7 @@ def apply_personalization(session: Session, member: Member, info: dict) -> None:
     sign-up sheet."""
     name = info.get("fullName") or " ".join(filter(None, (info.get("givenName"), info.get("familyName"))))
     member.name = name or member.name
-    member.email = info.get("emailAddress") or member.email
+    member.email = normal_email(info.get("emailAddress")) or member.email
     member.personalized_at = utcnow()
     card_changed(session, member)
 
@@ -92,9 +102,9 @@ def next_goals(member: Member) -> tuple[Goal | None, Goal | None]:
 def get_member(session: Session, merchant_id: int, member_id: int) -> Member:
     """With the program and its tiers in the same statement: what the member's answer shows reads them."""
     member = session.get(Member, member_id, options=[_WITH_TIERS])
-    if member is None or member.merchant_id != merchant_id:
+    if member is None or member.merchant_id != merchant_id or member.deleted_at is not None:
         raise NotFound(f"No member {member_id}.")
-    return member
+    return without_expired_holds(session, member)
 
 
 def find_by_barcode(session: Session, merchant_id: int, barcode: str) -> Member:
@@ -102,7 +112,41 @@ def find_by_barcode(session: Session, merchant_id: int, barcode: str) -> Member:
                              .options(_WITH_TIERS)).unique().first()
     if member is None or member.merchant_id != merchant_id:
         raise NotFound("No member carries this code.")
+    return without_expired_holds(session, member)
+
+
+def without_expired_holds(session: Session, member: Member) -> Member:
+    """The member as a reader should see them now: a hold past its expiry no longer counts in `held_points`,
+    even before the sweep (or the next write, which locks the member) records its release. Only this object
+    changes, as if loaded so; nothing is written. One query, and only for a member with held points."""
+    if member.held_points:
+        live = session.scalar(select(func.coalesce(func.sum(Hold.points), 0)).where(
+            Hold.member_id == member.id, Hold.status == HELD, Hold.expires_at > utcnow()))
+        set_committed_value(member, "held_points", int(live))
     return member
+
+
+def find_by_contact(session: Session, merchant_id: int, *, phone: str | None = None,
+                    email: str | None = None) -> tuple[Member, list[Member]]:
+    """The merchant's member with this phone (E.164) or email, and the others sharing it: a customer enrolled in
+    two programs, or a family sharing a number. The most recently enrolled comes first: at a counter it is the
+    likeliest; the till may offer the others."""
+    if phone is not None:
+        where = Member.phone == phone
+    else:  # emails are stored lowercased since issue 10; an older row may keep the case it was given in
+        where = Member.email.in_({email.strip(), normal_email(email)})
+    found = list(session.scalars(select(Member).where(Member.merchant_id == merchant_id, where)
+                                 .options(_WITH_TIERS).order_by(Member.id.desc()).limit(MAX_OTHER_MATCHES + 1))
+                 .unique())
+    if not found:
+        raise NotFound("No member of yours has this phone number." if phone is not None else
+                       "No member of yours has this email address.")
+    return without_expired_holds(session, found[0]), found[1:]
+
+
+def normal_email(email: str | None) -> str | None:
+    """Emails compare without case at the counter (nobody types the case a customer once used)."""
+    return email.strip().lower() if email else email
 
 
 def find_by_download_token(session: Session, token: str) -> Member | None:
@@ -125,3 +169,10 @@ def _referral_code() -> str:
 
 def _taken(external_id: str) -> Conflict:
     return Conflict(f"A member with external_id {external_id!r} already exists in this program.")
+
+
+def new_member_tokens() -> dict[str, str]:
+    """The random identifiers a new member gets (bulk import makes members without `enroll_member`)."""
+    return {"referral_code": _referral_code(), "serial_number": secrets.token_hex(16),
+            "auth_token": secrets.token_urlsafe(24), "barcode_token": _barcode_token(),
+            "download_token": _card_link_token()}

@@ -14,7 +14,7 @@ from app.models import Program, ProgramImage, Reward
 
 BRANDING_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
 PROGRAM_FIELDS = ("name", "currency", "points_per_unit", "rounding", "barcode_format", "locales", "terms",
-                  "program_info")
+                  "program_info", "timezone")
 
 
 def create_program(session: Session, merchant_id: int, data: dict) -> Program:

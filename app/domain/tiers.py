@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import case, or_, select, update
+from sqlalchemy.orm import Session, object_session
 
 from app.domain.errors import InvalidInput
+from app.domain.event_data import member_event
+from app.domain.events import emit
 from app.models import Member, Program, Tier
 
 
@@ -36,7 +38,17 @@ def retier(member: Member, may_lower: bool = False) -> bool:
     if tier is held or not (upgrade or may_lower):
         return False
     member.tier_id, member.tier = (tier.id if tier else None), tier
+    _tier_changed(member, held)
     return True
+
+
+def _tier_changed(member: Member, previous: Tier | None) -> None:
+    """`tier.changed` for a member already in a session (enrolment sets the first tier: no change to tell)."""
+    session = object_session(member)
+    if session is not None and member.id is not None:
+        upgrade = member.tier is not None and (previous is None or member.tier.threshold > previous.threshold)
+        emit(session, **member_event("tier.changed", member, previous_tier=previous.name if previous else None,
+                                     upgrade=upgrade))
 
 
 def replace_tiers(session: Session, program: Program, items: list[dict]) -> None:
@@ -48,7 +60,10 @@ def replace_tiers(session: Session, program: Program, items: list[dict]) -> None
     kept = [current[item["id"]] for item in items if "id" in item]
     removed = [tier.id for tier in program.tiers if tier not in kept]
     if removed:  # before the rows go: members.tier_id points at them
-        session.execute(update(Member).where(Member.tier_id.in_(removed)).values(tier_id=None)
+        session.execute(update(Member).where(or_(Member.tier_id.in_(removed), Member.tier_override_id.in_(removed)))
+                        .values(tier_id=case((Member.tier_id.in_(removed), None), else_=Member.tier_id),
+                                tier_override_id=case((Member.tier_override_id.in_(removed), None),
+                                                      else_=Member.tier_override_id))
                         .execution_options(synchronize_session=False))
     renamed = {item["id"] for item in items if "id" in item and current[item["id"]].name != item["name"]}
     for tier in kept:  # (program_id, name) is unique row by row: free the names that change first, so they can swap

@@ -3,4 +3,4 @@ which the app factory imports."""
 
 from flask import Blueprint
 
-bp = Blueprint("pages", __name__)
+bp = Blueprint("pages", __name__, template_folder="templates")

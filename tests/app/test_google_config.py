@@ -42,12 +42,18 @@ def test_a_bad_google_setting_is_named(test_env, key_file, name, value):
         load_config(google(test_env, key_file, **{name: value}))
 
 
-@pytest.mark.parametrize("missing", ["GOOGLE_SERVICE_ACCOUNT_FILE", "GOOGLE_ISSUER_ID"])
-def test_one_google_setting_without_the_other_is_named(test_env, key_file, missing):
+def test_an_issuer_id_without_a_key_file_is_named(test_env, key_file):
     env = google(test_env, key_file)
-    del env[missing]
-    with pytest.raises(ConfigError, match=missing):
+    del env["GOOGLE_SERVICE_ACCOUNT_FILE"]
+    with pytest.raises(ConfigError, match="GOOGLE_SERVICE_ACCOUNT_FILE"):
         load_config(env)
+
+
+def test_a_key_file_alone_leaves_google_wallet_off(test_env, key_file):
+    """The file may be there for FCM (FCM_SERVICE_ACCOUNT_FILE falls back to it)."""
+    env = google(test_env, key_file)
+    del env["GOOGLE_ISSUER_ID"]
+    assert load_config(env).google is None
 
 
 def test_a_key_file_without_a_private_key_stops_start_up(test_env, tmp_path, google_account):

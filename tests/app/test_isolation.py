@@ -7,6 +7,9 @@ from __future__ import annotations
 import uuid
 from io import BytesIO
 
+from app.domain.webhooks import fan_out
+from app.models import WebhookEndpoint
+from app.services import db_session
 from tests.factories import (
     assert_problem,
     auth,
@@ -26,11 +29,19 @@ KNOWN_ENDPOINTS = {
     ("GET", "members.get_member"), ("POST", "members.earn"), ("POST", "members.redeem"),
     ("POST", "members.reverse"), ("POST", "members.adjust"), ("GET", "members.transactions"),
     ("GET", "members.member_pass"),
-    ("POST", "checkout.lookup"),
+    ("POST", "checkout.lookup"), ("POST", "checkout.place_hold"), ("GET", "checkout.get_hold"),
+    ("POST", "checkout.capture_hold"), ("POST", "checkout.void_hold"), ("POST", "checkout.enrol_at_counter"),
+    ("POST", "pairing.create"),
+    ("POST", "fcm.register_device"), ("DELETE", "fcm.remove_device"),
+    ("POST", "webhooks.create_webhook"), ("GET", "webhooks.list_webhooks"), ("DELETE", "webhooks.delete_webhook"),
+    ("GET", "webhooks.deliveries"), ("POST", "webhooks.replay"),
 }
 
 # Routes that only create the caller's own data and take no other object's id: nothing to isolate.
-OWN_DATA_ONLY = {("POST", "programs.create_program")}
+OWN_DATA_ONLY = {("POST", "programs.create_program"), ("PUT", "fcm.put_credentials"),
+                 ("GET", "fcm.get_credentials"), ("DELETE", "fcm.delete_credentials"),
+                 ("POST", "webhooks.create_webhook"), ("GET", "webhooks.list_webhooks"),
+                 ("POST", "pairing.create")}
 
 
 def test_route_walk_finds_every_known_merchant_route(app):
@@ -84,20 +95,40 @@ def test_calls_with_another_merchants_ids_leave_its_data_unchanged(app, client):
 
 
 def make_tenant_with_history(app, client) -> dict:
-    """Merchant A with a program, a reward, a member holding points, and a transaction."""
+    """Merchant A with a program, a reward, a member holding points, a transaction and a hold."""
     _, key = make_merchant(app, "Bean There")
     program = make_program(client, key)
     reward = make_reward(client, key, program["id"], name=f"Secret reward {uuid.uuid4().hex[:6]}")
     member = make_member(client, key, program["id"], points=250, name=f"Ada Tenant {uuid.uuid4().hex[:6]}")
     statement = client.get(f"/api/v1/members/{member['id']}/transactions", headers=auth(key)).get_json()
+    hold = client.post("/api/v1/checkout/holds", json={"member_id": member["id"], "points": 20},
+                       headers=auth(key, str(uuid.uuid4()))).get_json()
     return {"key": key, "program": program, "reward": reward, "member": member,
-            "transaction": statement["data"][0]}
+            "transaction": statement["data"][0], "hold": hold,
+            **make_webhook_with_delivery(client.application, client, key)}
+
+
+def make_webhook_with_delivery(app, client, key: str) -> dict:
+    """A webhook and a dead delivery of it (replayable), made as the worker would have."""
+    webhook = client.post("/api/v1/webhooks", json={"url": "https://hooks.example.com/", "events": ["points.earned"]},
+                          headers=auth(key)).get_json()
+    with app.app_context():
+        session = db_session()
+        merchant_id = session.get(WebhookEndpoint, webhook["id"]).merchant_id
+        [delivery] = fan_out(session, merchant_id, {"id": f"evt_{uuid.uuid4().hex}", "type": "points.earned",
+                                                    "created_at": "2026-01-01T00:00:00+00:00", "data": {}})
+        delivery.status = "dead"
+        session.commit()
+        return {"webhook": webhook, "delivery_id": delivery.id}
 
 
 def tenant_ids(tenant: dict) -> dict:
     """Each path parameter of the merchant API -> the value that names one of the tenant's objects."""
     return {"program_id": tenant["program"]["id"], "member_id": tenant["member"]["id"],
-            "transaction_id": tenant["transaction"]["id"], "kind": "logo"}
+            "transaction_id": tenant["transaction"]["id"], "hold_id": tenant["hold"]["id"], "kind": "logo",
+            "reward_id": tenant["reward"]["id"],
+            "token": "fcm-token-of-the-tenant-0001", "webhook_id": tenant["webhook"]["id"],
+            "delivery_id": tenant["delivery_id"]}
 
 
 def write_bodies(tenant: dict) -> dict:
@@ -113,6 +144,14 @@ def write_bodies(tenant: dict) -> dict:
         "members.reverse": {"json": {}},
         "members.adjust": {"json": {"points": 500, "reason": "Planted credit"}},
         "checkout.lookup": {"json": {"barcode": tenant["member"]["barcode_value"]}},
+        "fcm.register_device": {"json": {"token": "fcm-token-of-the-rival-0001", "platform": "android"}},
+        "checkout.place_hold": {"json": {"barcode": tenant["member"]["barcode_value"], "points": 10}},
+        "checkout.capture_hold": {"json": {}},
+        "checkout.void_hold": {"json": {}},
+        "webhooks.replay": {},
+        "member_admin.update_member": {"json": {"name": "Renamed by a rival"}},
+        "rewards.update_reward": {"json": {"points_cost": 1, "active": False}},
+        "checkout.enrol_at_counter": {"json": {"program_id": tenant["program"]["id"], "name": "Planted member"}},
     }
 
 
@@ -149,6 +188,9 @@ def snapshot(client, tenant: dict) -> dict:
     member = client.get(f"/api/v1/members/{tenant['member']['id']}", headers=headers).get_json()
     program = client.get(f"/api/v1/programs/{tenant['program']['id']}", headers=headers).get_json()
     statement = client.get(f"/api/v1/members/{tenant['member']['id']}/transactions", headers=headers).get_json()
+    hold = client.get(f"/api/v1/checkout/holds/{tenant['hold']['id']}", headers=headers).get_json()
+    hooks = client.get("/api/v1/webhooks", headers=headers).get_json()["data"]
     return {"balance": member["points_balance"], "lifetime": member["lifetime_points"], "name": member["name"],
+            "held": member["held_points"], "hold": hold["status"], "webhooks": [hook["id"] for hook in hooks],
             "program": program["name"], "rewards": [r["id"] for r in program["rewards"]],
             "images": program["images"], "transactions": [t["id"] for t in statement["data"]]}

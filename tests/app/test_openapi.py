@@ -45,7 +45,8 @@ def test_openapi_lists_every_contract_operation(spec):
     ("post", "/api/v1/programs/{program_id}/members", {"name", "email", "external_id", "locale", "referral_code"}),
     ("post", "/api/v1/members/{member_id}/earn", {"amount", "points", "reference"}),
     ("post", "/api/v1/members/{member_id}/redeem", {"points", "reward_id"}),
-    ("post", "/api/v1/checkout/lookup", {"barcode"}),
+    ("post", "/api/v1/checkout/lookup", {"barcode", "phone", "email"}),
+    ("post", "/api/v1/checkout/holds", {"barcode", "member_id", "points", "reward_id", "ttl_seconds"}),
     ("post", "/api/v1/transactions/{transaction_id}/reverse", {"points"}),
 ])
 def test_openapi_describes_request_bodies(spec, method, path, properties):
@@ -132,6 +133,12 @@ def test_constraints_marshmallow_checks_in_code_are_in_the_document(spec):
     assert schemas["EarnIn"]["oneOf"] == [{"required": ["amount"]}, {"required": ["points"]}]
     assert schemas["RedeemIn"]["oneOf"] == [{"required": ["points"]}, {"required": ["reward_id"]}]
     assert schemas["AdjustIn"]["properties"]["points"]["not"] == {"const": 0}
+    assert schemas["HoldIn"]["allOf"] == [
+        {"oneOf": [{"required": ["barcode"]}, {"required": ["member_id"]}]},
+        {"oneOf": [{"required": ["points"]}, {"required": ["reward_id"]}]}]
+    assert schemas["LookupIn"]["oneOf"] == [{"required": ["barcode"]}, {"required": ["phone"]},
+                                            {"required": ["email"]}]
+    assert schemas["HoldIn"]["properties"]["ttl_seconds"]["maximum"] == 3600
     upload = spec["paths"]["/api/v1/programs/{program_id}/images/{kind}"]["put"]
     kind = next(parameter for parameter in upload["parameters"] if parameter["name"] == "kind")
     assert kind["schema"]["enum"] == ["logo", "icon", "strip"]

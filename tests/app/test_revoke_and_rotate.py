@@ -85,6 +85,10 @@ def test_rotating_a_card_link_replaces_link_and_code_and_updates_the_card(app, c
     assert client.get(old_path).status_code == 404 and client.get(new_path).status_code == 200
     assert client.post("/api/v1/checkout/lookup", json={"barcode": member["barcode_value"]},
                        headers=auth(key)).status_code == 404
+    assert client.post("/api/v1/checkout/holds", json={"barcode": member["barcode_value"], "points": 1},
+                       headers=auth(key)).status_code == 404  # the old code holds nothing either
+    assert client.post("/api/v1/checkout/lookup", json={"barcode": rotated["barcode_value"]},
+                       headers=auth(key)).get_json()["id"] == member["id"]
     assert device.updated_serials() == [member["serial_number"]]  # same serial, same Apple token: it updates
     card = device.fetch_pass()
     assert card["barcodes"][0]["message"] == rotated["barcode_value"]

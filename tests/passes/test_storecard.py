@@ -325,3 +325,8 @@ def test_pass_strings_is_memoised_and_callers_cannot_change_the_cache():
 
     assert second["en.lproj/pass.strings"] != b"tampered"
     assert second["ja.lproj/pass.strings"] is pass_strings(("en", "ja"))["ja.lproj/pass.strings"]
+
+
+def test_a_voided_card_says_so_and_a_live_one_carries_no_voided_key():
+    assert store_card_json(make_card(voided=True))["voided"] is True
+    assert "voided" not in store_card_json(make_card())

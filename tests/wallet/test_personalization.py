@@ -52,6 +52,19 @@ def test_card_carries_nfc_token_and_the_sign_up_sheet(enrolling_app, nfc_key):
     assert "personalization.json" in json.loads(archive.read("manifest.json"))
 
 
+def test_the_nfc_message_and_the_qr_code_are_one_checkout_token(enrolling_app):
+    """A VAS reader hands the till the same string as the camera: lookup and holds take it either way."""
+    client, key, member, archive = _card(enrolling_app)
+    pass_json = json.loads(archive.read("pass.json"))
+    tapped, scanned = pass_json["nfc"]["message"], pass_json["barcodes"][0]["message"]
+    assert tapped == scanned == member["barcode_value"]
+    client.post(f"/api/v1/members/{member['id']}/earn", json={"points": 50}, headers=auth(key, "seed"))
+    assert client.post("/api/v1/checkout/lookup", json={"barcode": tapped}, headers=auth(key)).get_json()["id"] == \
+        member["id"]
+    held = client.post("/api/v1/checkout/holds", json={"barcode": tapped, "points": 20}, headers=auth(key, "tap"))
+    assert held.status_code == 201 and held.get_json()["member_id"] == member["id"]
+
+
 def test_personalize_answers_a_verifiable_signature_and_reissues_the_card(enrolling_app, cert_chain, tmp_path):
     client, key, member, archive = _card(enrolling_app)
     serial = json.loads(archive.read("pass.json"))["serialNumber"]

@@ -1,20 +1,15 @@
-"""Rows past their retention period are deleted by the workers' sweeps, at most every few minutes."""
+"""Rows past their retention period are deleted by the scheduled job `prune_retention` (every 5 minutes: its
+schedule is tested in test_scheduled_jobs.py)."""
 
-import os
 import uuid
 from datetime import timedelta
 
-import pytest
-from redis import Redis
 from sqlalchemy import select
 
 from app.models import DeviceLog, IdempotencyRecord, OutboxEvent, utcnow
 from app.services import services
 from tests.factories import make_merchant
-from workers.embedded import EmbeddedWorker
-from workers.queue import PRUNE_LOCK, prune_expired_rows, prune_when_due
-
-REDIS_URL = os.environ.get("PUNCHPASS_TEST_REDIS_URL")
+from workers.scheduled import prune_retention
 
 
 def add_rows(app, merchant_id: int, age: timedelta) -> str:
@@ -51,7 +46,7 @@ def test_sweep_deletes_rows_past_their_retention_and_keeps_the_rest(app):
     old = add_rows(app, merchant_id, timedelta(days=31))
     recent = add_rows(app, merchant_id, timedelta(days=6))
 
-    prune_expired_rows(app)
+    prune_now(app)
 
     assert surviving(app, old) == {"dead"}
     assert surviving(app, recent) == {"idempotency", "delivered", "dead", "device_log"}
@@ -61,31 +56,12 @@ def test_device_logs_live_longer_than_idempotency_records(app):
     merchant_id, _ = make_merchant(app)
     week_and_a_day = add_rows(app, merchant_id, timedelta(days=8))
 
-    prune_expired_rows(app)
+    prune_now(app)
 
     assert surviving(app, week_and_a_day) == {"dead", "device_log"}
 
 
-def test_embedded_worker_prunes_at_most_every_few_minutes(app):
-    merchant_id, _ = make_merchant(app)
-    worker = EmbeddedWorker(app)
-    first = add_rows(app, merchant_id, timedelta(days=31))
-    worker._sweep()
-    second = add_rows(app, merchant_id, timedelta(days=31))
-
-    worker._sweep()
-
-    assert surviving(app, first) == {"dead"}
-    assert surviving(app, second) == {"idempotency", "delivered", "dead", "device_log"}
-
-
-@pytest.mark.skipif(not REDIS_URL, reason="needs PUNCHPASS_TEST_REDIS_URL")
-def test_one_worker_of_many_prunes_per_interval(app):
-    redis = Redis.from_url(REDIS_URL)
-    redis.delete(PRUNE_LOCK)
-    try:
-        assert [prune_when_due(app, redis), prune_when_due(app, redis)] == [True, False]
-        assert 0 < redis.ttl(PRUNE_LOCK) <= 300
-    finally:
-        redis.delete(PRUNE_LOCK)
-        redis.close()
+def prune_now(app) -> None:
+    with services(app).sessions() as session:
+        prune_retention(session, utcnow(), services(app).config)
+        session.commit()
