@@ -310,3 +310,12 @@ def member_merchant(google_app, member) -> int:
     from app.models import Member
     with google_app.app_context(), services(google_app).sessions() as session:
         return session.get(Member, member["id"]).merchant_id
+
+
+def test_a_deleted_member_s_google_card_becomes_inactive(google_app, client, shop, fake_google):
+    key, program = shop
+    member = saved_member(google_app, client, key, program)
+    assert client.delete(f"/api/v1/members/{member['id']}", headers=auth(key)).status_code in (200, 204)
+    deliver_everything_due(google_app)
+    stored = fake_google.objects[object_id(member)]
+    assert stored["state"] == "INACTIVE" and stored["accountName"] != "Mina Park"
