@@ -19,6 +19,12 @@ from app.api.openapi import document_api
 from app.card_assets import CardAssetsCache
 from app.cards import card_settings_fingerprint, load_signer, signer_id
 from app.config import DEV_SECRET_KEY, Config, ConfigError, load_config
+from app.dashboard import access as _dashboard_access  # noqa: F401  (each module adds its /dashboard routes)
+from app.dashboard import bp as dashboard_bp
+from app.dashboard import members as _dashboard_members  # noqa: F401
+from app.dashboard import overview as _dashboard_overview  # noqa: F401
+from app.dashboard import programs as _dashboard_programs  # noqa: F401
+from app.dashboard import sign_in as _dashboard_sign_in  # noqa: F401
 from app.db import make_engine, make_session_factory
 from app.domain.fcm import unreadable_credentials
 from app.domain.passupdates import card_settings_changed, catch_up_update_tags
@@ -81,7 +87,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     app.teardown_appcontext(close_db_session)
     app.after_request(add_security_headers)
     app.url_map.converters.update(URL_CONVERTERS)  # before any route is added: rules bind converters then
-    for blueprint in [*api_blueprints, docs_bp, wallet_bp, pages_bp, google_bp]:
+    for blueprint in [*api_blueprints, docs_bp, wallet_bp, pages_bp, dashboard_bp, google_bp]:
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     mask_dev_server_access_log()

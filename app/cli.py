@@ -88,6 +88,23 @@ def create_api_key(merchant_id: int, scope: str, store: str | None) -> None:
         click.echo(json.dumps({"api_key": key, "id": row.id, **({"store": store} if store else {})}))
 
 
+@cli.command("create-user")
+@click.option("--merchant", "merchant_id", required=True, type=int)
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["owner", "staff"]), default="owner", show_default=True)
+def create_user_command(merchant_id: int, email: str, role: str) -> None:
+    """Print a dashboard login with a one-time password (changed at first sign-in on /dashboard)."""
+    from app.domain.errors import DomainError
+    from app.domain.users import create_user
+    with _session() as session:
+        try:
+            user, password = create_user(session, merchant_id, email, role)
+        except DomainError as error:
+            raise click.ClickException(str(error)) from None
+        session.commit()
+        click.echo(json.dumps({"user_id": user.id, "email": user.email, "password": password}))
+
+
 @cli.command("revoke-api-key")
 @click.option("--id", "key_id", required=True, type=int, help="The key's id, as create-api-key printed it.")
 def revoke_api_key_command(key_id: int) -> None:

@@ -63,6 +63,7 @@ class RateLimits:
     failed_auth: str = "300/minute"  # RATE_LIMIT_FAILED_AUTH: per address, merchant API answers 401
     device_log: str = "60/minute"  # RATE_LIMIT_DEVICE_LOG: per address, /wallet/v1/log (no login, Apple says)
     sign_in: str = "10/minute"  # RATE_LIMIT_SIGN_IN: per address, attempts to sign a till in on /checkout
+    dashboard_sign_in: str = "5/15 minutes"  # RATE_LIMIT_DASHBOARD_SIGN_IN: per address, wrong dashboard passwords
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,8 @@ def _secret_key(env: dict, public_base_url: str) -> str:
 
 def _rate_limits(env: dict) -> RateLimits:
     names = {"api_key": "RATE_LIMIT_API_KEY", "public": "RATE_LIMIT_PUBLIC", "failed_auth": "RATE_LIMIT_FAILED_AUTH",
-             "device_log": "RATE_LIMIT_DEVICE_LOG", "sign_in": "RATE_LIMIT_SIGN_IN"}
+             "device_log": "RATE_LIMIT_DEVICE_LOG", "sign_in": "RATE_LIMIT_SIGN_IN",
+             "dashboard_sign_in": "RATE_LIMIT_DASHBOARD_SIGN_IN"}
     defaults = RateLimits()
     return RateLimits(**{field_name: _rate_limit_setting(env, name, getattr(defaults, field_name))
                          for field_name, name in names.items()})

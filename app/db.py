@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, RelationshipDirection, Session, make_transient_to_detached, sessionmaker
 
 
 class Base(DeclarativeBase):
@@ -47,3 +47,53 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def _sqlite_begin_immediate(connection) -> None:
     """Take SQLite's write lock at BEGIN so read-then-write transactions serialise instead of deadlocking."""
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# The hot path's writes. The unit of work (session.flush) costs about 0.5-0.9 ms of CPU per object it writes,
+# several times the statement itself; the ledger writes its rows with these two instead. The objects stay in
+# the session, loaded and clean, exactly as a flush would have left them.
+
+def insert_row(session: Session, row: Base) -> Base:
+    """INSERT a new object with one Core statement and attach it to the session as if it had been loaded. For
+    plain rows (no relationships set, column defaults computed in Python, which Core fills in here)."""
+    mapper = inspect(row).mapper
+    given = {prop.columns[0].key: value for prop in mapper.column_attrs
+             if (value := getattr(row, prop.key)) is not None}
+    result = session.connection().execute(mapper.local_table.insert(), given)
+    stored = {**result.last_inserted_params(), **dict(zip((c.key for c in mapper.primary_key),
+                                                            result.inserted_primary_key, strict=True))}
+    for prop in mapper.column_attrs:
+        setattr(row, prop.key, stored.get(prop.columns[0].key))
+    make_transient_to_detached(row)
+    session.add(row)  # persistent and unchanged: no flush writes it again
+    return row
+
+
+def update_changed(session: Session, row: Base) -> None:
+    """UPDATE the columns of a loaded object that changed since it was loaded, in one Core statement, and mark
+    the object clean. A changed relationship must agree with its foreign key (`retier` sets both); otherwise,
+    or for an object not yet stored, the unit of work writes it as usual."""
+    state = inspect(row)
+    mapper = state.mapper
+    changed = set(mapper.attrs.keys()) - state.unmodified
+    columns = {key for key in changed if key in mapper.column_attrs}
+    if not state.persistent or any(not _in_step(row, mapper.relationships[key]) for key in changed - columns):
+        session.flush()
+        return
+    if columns:
+        table = mapper.local_table
+        where = [column == getattr(row, mapper.get_property_by_column(column).key) for column in table.primary_key]
+        values = {mapper.column_attrs[key].columns[0].key: getattr(row, key) for key in columns}
+        session.connection().execute(table.update().where(*where).values(values))
+    # Now clean, as a flush leaves it (the unit of work's own last step; there is no public call for it).
+    state._commit_all(state.dict, session.identity_map)
+
+
+def _in_step(row: Base, relationship) -> bool:
+    """A many-to-one relationship whose object agrees with the foreign key columns beside it."""
+    if relationship.direction is not RelationshipDirection.MANYTOONE:
+        return False
+    target, mapper, other = getattr(row, relationship.key), relationship.parent, relationship.mapper
+    return all(getattr(row, mapper.get_property_by_column(local).key)
+               == (getattr(target, other.get_property_by_column(remote).key) if target is not None else None)
+               for local, remote in relationship.local_remote_pairs)

@@ -73,6 +73,24 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class User(Base):
+    """A dashboard login. Only the argon2 hash of the password is kept. `session_generation` is copied into every
+    session cookie at sign-in; "sign out everywhere" (or a password change) increments it, and a cookie carrying
+    an older number no longer signs anyone in. `failed_sign_ins` and `locked_until` lock the account for a while
+    after too many wrong passwords, whichever address they come from."""
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # lowercased: one login, whatever the case
+    role: Mapped[str] = mapped_column(String(16))  # owner | staff
+    password_hash: Mapped[str] = mapped_column(String(200))
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)  # a one-time password was issued
+    session_generation: Mapped[int] = mapped_column(Integer, default=1)
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class PairingCode(Base):
     """A short-lived, single-use code an admin hands a till: entered (or scanned) on /checkout it creates a POS key
     for that till and signs it in, so nobody types a 50-character key. Only the code's SHA-256 is stored."""
@@ -159,7 +177,8 @@ class Member(Base):
     __tablename__ = "members"
     __table_args__ = (UniqueConstraint("program_id", "external_id"),
                       Index("ix_members_merchant_email", "merchant_id", "email"),
-                      Index("ix_members_merchant_phone", "merchant_id", "phone"))
+                      Index("ix_members_merchant_phone", "merchant_id", "phone"),
+                      Index("ix_members_merchant_created", "merchant_id", "created_at"))  # dashboard charts
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
@@ -207,7 +226,8 @@ class LedgerEntry(Base):
     """Append-only. `points` is signed: earn/adjust-up positive, redeem/expire negative, a reversal the opposite
     of what it reverses. `balance_after` makes the statement readable without re-summing."""
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index("ix_ledger_member_created", "member_id", "id"),)
+    __table_args__ = (Index("ix_ledger_member_created", "member_id", "id"),
+                      Index("ix_ledger_merchant_created", "merchant_id", "created_at"))  # dashboard charts
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)

@@ -18,6 +18,9 @@ from flask_limiter import Limiter, RateLimitExceeded
 import app.till_sessions as till_sessions
 from app.api import blueprints as api_blueprints
 from app.config import Config
+from app.dashboard import bp as dashboard_bp
+from app.dashboard.sign_in import SIGN_IN_ENDPOINT as DASHBOARD_SIGN_IN_ENDPOINT
+from app.dashboard.sign_in import sign_in_throttled as dashboard_sign_in_throttled
 from app.errors import problem
 from app.google import bp as google_bp
 from app.pages import bp as pages_bp
@@ -43,6 +46,8 @@ def install_rate_limits(app: Flask, config: Config) -> Limiter:
     limiter.shared_limit(rates.public, scope="public")(wallet_bp)
     limiter.shared_limit(rates.public, scope="public", exempt_when=_not_card_link)(pages_bp)
     limiter.shared_limit(rates.sign_in, scope="sign-in", exempt_when=_not_sign_in)(pages_bp)
+    limiter.shared_limit(rates.dashboard_sign_in, scope="dashboard-sign-in", exempt_when=_not_dashboard_sign_in,
+                         deduct_when=_unauthorised)(dashboard_bp)  # wrong passwords only, per address
     limiter.shared_limit(rates.device_log, scope="device-log", exempt_when=_not_device_log)(wallet_bp)
     # the save link and class images; Google's own callbacks come from few addresses and are signed
     limiter.shared_limit(rates.public, scope="public",
@@ -80,6 +85,8 @@ def _too_many_requests(limiter: Limiter) -> Response:
     headers = {"Retry-After": str(retry_after_seconds(limiter))}
     if request.endpoint == SIGN_IN_ENDPOINT:  # a person at a till, not a program: the form again, saying to wait
         return sign_in_throttled(retry_after_seconds(limiter))
+    if request.endpoint == DASHBOARD_SIGN_IN_ENDPOINT:
+        return dashboard_sign_in_throttled(retry_after_seconds(limiter))
     if request.blueprint == wallet_bp.name:
         return Response("", status=429, mimetype="text/plain", headers=headers)
     return problem(429, "Too Many Requests", "Too many requests; try again after the Retry-After seconds.",
@@ -96,6 +103,10 @@ def _not_card_link() -> bool:
 
 def _not_sign_in() -> bool:
     return not (request.endpoint == SIGN_IN_ENDPOINT and request.method == "POST")
+
+
+def _not_dashboard_sign_in() -> bool:
+    return not (request.endpoint == DASHBOARD_SIGN_IN_ENDPOINT and request.method == "POST")
 
 
 def _not_device_log() -> bool:

@@ -7,7 +7,8 @@ from sqlalchemy.orm import Session
 
 from app.auth import issue_api_key
 from app.domain import ledger, members, programs
-from app.models import Member, Merchant, Program
+from app.domain.users import create_user, new_one_time_password
+from app.models import Member, Merchant, Program, User
 
 DEMO_MERCHANT = "Demo Café"
 DEMO_PROGRAM = {
@@ -19,6 +20,7 @@ DEMO_PROGRAM = {
     "terms": "Points have no cash value. One card per customer.",
     "program_info": "Earn 10 points for every dollar you spend.",
 }
+DEMO_OWNER = "owner@demo.punchpass.test"
 DEMO_REWARDS = [("Free drip coffee", 100), ("Pastry of the day", 150), ("Free latte", 250)]
 
 
@@ -39,9 +41,29 @@ def seed_demo_program(session: Session, public_base_url: str) -> dict:
         session.commit()
     program = session.scalar(select(Program).where(Program.merchant_id == merchant.id).order_by(Program.id))
     member = session.scalar(select(Member).where(Member.program_id == program.id).order_by(Member.id))
+    result["dashboard"] = _demo_owner_login(session, merchant.id, public_base_url)
     if "api_key" not in result:
         result["hint"] = (f"the admin key was printed on the first run only; make another with "
                           f"`punchpass create-api-key --merchant {merchant.id} --scope admin`")
     result.update(merchant_id=merchant.id, program_id=program.id, member_id=member.id,
                   apple_pass_url=f"{public_base_url}/cards/{member.download_token}.pkpass")
     return result
+
+
+def _demo_owner_login(session: Session, merchant_id: int, public_base_url: str) -> dict:
+    """The demo owner's dashboard login. Until its one-time password is changed, every run prints a fresh one
+    (the last one is unknown); once the owner chose a password, only the email."""
+    owner = session.scalar(select(User).where(User.email == DEMO_OWNER))
+    if owner is None:
+        owner, password = create_user(session, merchant_id, DEMO_OWNER, "owner")
+    elif owner.must_change_password:
+        password = new_one_time_password(session, owner)
+    else:
+        password = None
+    session.commit()
+    login = {"url": f"{public_base_url}/dashboard", "email": owner.email}
+    if password:
+        login["one_time_password"] = password
+    else:
+        login["hint"] = "the password is the one you chose at the first sign-in"
+    return login

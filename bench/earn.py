@@ -43,7 +43,6 @@ from bench.harness import (
     format_cpu,
     free_port,
     fresh_database,
-    ledger_totals,
     ledger_verify,
     load_average,
     machine,
@@ -54,6 +53,7 @@ from bench.harness import (
     percentiles,
     process_tree,
     run_folder,
+    settled_totals,
     sql_floor,
     start_gunicorn,
     start_workers,
@@ -86,7 +86,7 @@ def measure(mode: str, port: int, key: str, members, groups: dict, args, workdir
     """One mode against the server on port: wrk closed loop, or open loop at args.rate; CPU metered over the
     load (and, for the worker's backlog, until the outbox is drained); ledger compared before and after."""
     method, requests = requests_for(mode, members)
-    before = ledger_totals(engine)
+    before = settled_totals(engine)
     shots, wrk = None, None
     if args.rate:
         api = Api(port, key)
@@ -108,7 +108,7 @@ def measure(mode: str, port: int, key: str, members, groups: dict, args, workdir
         wrk = wrk_result(out)
     drain = wait_for_outbox(engine, 60)
     total = drained.stop()
-    after = ledger_totals(engine)
+    after = settled_totals(engine)  # wrk has exited; the server may still be finishing what it had in flight
     if shots is not None:
         statuses = {}
         for shot in shots:
@@ -247,8 +247,8 @@ def report(out: dict, args) -> None:
                   f"{row['answered']}, 2xx {row['ok']}, sent {row['sent']})")
     print(f"\npunchpass ledger verify: {'OK' if out['verified'][0] else 'FAILED'}: {out['verified'][1]}")
     for load_avg, floor in out["floors"]:
-        what = "lean (lock, update, ledger, idempotency)" if floor["statements"] == 4 else \
-            "full (+ update-tag counter, outbox row)"
+        what = "the app's statements of an earn (key, member + tag, rewards, devices, ledger, member, idempotency)" \
+            if floor["full"] else "lean (lock, update, ledger, idempotency)"
         what += "" if floor["durable"] else ", synchronous_commit off"
         print(f"SQL floor, one psycopg connection, {what}: {floor['tps']:,.0f} transactions/s "
               f"({floor['statements']} statements, {floor['round_trips']} round trips each); load average {load_avg}")

@@ -763,53 +763,94 @@ def psycopg_url(database_url: str) -> str:
 def sql_floor(database_url: str, member_ids: list[int], merchant_id: int, seconds: float,
               full: bool = False, durable: bool = True) -> dict:
     """PostgreSQL alone: one psycopg connection looping lock member FOR UPDATE / update balance / insert
-    ledger row / insert idempotency row / commit (full=True adds the app's other two writes: the update-tag
-    counter and an outbox row, written as delivered so no worker picks it up; durable=False sets
-    synchronous_commit off for the session, to see the floor without the WAL flush). Balances stay equal to
-    the ledger. Returns transactions/s and the statements and round trips of one."""
+    ledger row / insert idempotency row / commit (the baseline app's writes). full=True sends what the app sends
+    for an earn on a card without a device instead (FLOOR_FULL: the API key, the member with its program and
+    tiers and the lock-free update tag, the rewards, the device check, the ledger row, the member's one UPDATE, the
+    idempotency record). durable=False sets synchronous_commit off for the session, to see the floor without the
+    WAL flush. Balances stay equal to the ledger. Returns transactions/s and the statements and round trips of
+    one."""
     import psycopg
-    statements = [
-        ("SELECT points_balance FROM members WHERE id = %(m)s FOR UPDATE", False),
-        ("UPDATE members SET points_balance = points_balance + 1, lifetime_points = lifetime_points + 1, "
-         "pass_version = pass_version + 1 WHERE id = %(m)s RETURNING points_balance", True),
-        ("INSERT INTO ledger_entries (member_id, merchant_id, kind, points, balance_after, shortfall, created_at) "
-         "VALUES (%(m)s, %(merchant)s, 'earn', 1, %(balance)s, 0, now())", False),
-        ("INSERT INTO idempotency_records (merchant_id, endpoint, key, request_hash, status_code, response_body, "
-         "created_at) VALUES (%(merchant)s, 'POST floor', %(key)s, '', 201, '{}', now())", False),
-    ]
-    if full:
-        statements += [
-            ("UPDATE counters SET value = value + 1 WHERE name = 'pass_updates' RETURNING value", False),
-            ("INSERT INTO outbox_events (kind, member_id, payload, created_at, available_at, attempts, "
-             "delivered_at) VALUES ('floor', %(m)s, '{}', now(), now(), 0, now())", False),
-        ]
+    statements = FLOOR_FULL if full else FLOOR_LEAN
     run = secrets.token_hex(4)
     with psycopg.connect(psycopg_url(database_url)) as conn, conn.cursor() as cursor:
         if not durable:
             cursor.execute("SET synchronous_commit = off")
             conn.commit()
+        key_hash = cursor.execute("SELECT key_hash FROM api_keys WHERE merchant_id = %s LIMIT 1",
+                                  (merchant_id,)).fetchone()[0]
+        conn.commit()
         done, started = 0, time.monotonic()
         while time.monotonic() - started < seconds:
-            params = {"m": member_ids[done % len(member_ids)], "merchant": merchant_id, "key": f"{run}-{done}"}
+            params = {"m": member_ids[done % len(member_ids)], "merchant": merchant_id, "key": f"{run}-{done}",
+                      "hash": key_hash}
             for statement, returns_balance in statements:
                 cursor.execute(statement, params)
                 if returns_balance:
                     params["balance"] = cursor.fetchone()[0]
+                elif cursor.description is not None:
+                    cursor.fetchall()
             conn.commit()
             done += 1
         wall = time.monotonic() - started
     return {"tps": done / wall, "transactions": done, "statements": len(statements), "durable": durable,
-            "round_trips": len(statements) + 2}  # psycopg sends BEGIN, then each statement, then COMMIT
+            "full": full, "round_trips": len(statements) + 2}  # psycopg sends BEGIN, then each statement, then COMMIT
+
+
+_FLOOR_LEDGER_ROW = (
+    "INSERT INTO ledger_entries (member_id, merchant_id, kind, points, balance_after, shortfall, created_at) "
+    "VALUES (%(m)s, %(merchant)s, 'earn', 1, %(balance)s, 0, now())", False)
+_FLOOR_KEY_RECORD = (
+    "INSERT INTO idempotency_records (merchant_id, endpoint, key, request_hash, status_code, response_body, "
+    "created_at) VALUES (%(merchant)s, 'POST floor', %(key)s, '', 201, '{}', now())", False)
+FLOOR_LEAN = [
+    ("SELECT points_balance FROM members WHERE id = %(m)s FOR UPDATE", False),
+    ("UPDATE members SET points_balance = points_balance + 1, lifetime_points = lifetime_points + 1, "
+     "pass_version = pass_version + 1 WHERE id = %(m)s RETURNING points_balance", True),
+    _FLOOR_LEDGER_ROW,
+    _FLOOR_KEY_RECORD,
+]
+FLOOR_FULL = [  # the app's statements of one earn (tests/app/test_statements.py), in its order
+    ("SELECT merchant_id, scope, id FROM api_keys WHERE key_hash = %(hash)s AND revoked_at IS NULL", False),
+    ("SELECT members.points_balance + 1, "  # + 1: the new balance, which the app computes in Python
+     "(SELECT value FROM counters WHERE name = 'update_tag_base') + pg_current_xact_id()::text::bigint, "
+     "(SELECT value FROM counters WHERE name = 'update_tag_base') "
+     "+ pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1, members.*, programs.*, tiers.* FROM members "
+     "JOIN programs ON programs.id = members.program_id LEFT JOIN tiers ON tiers.program_id = programs.id "
+     "WHERE members.id = %(m)s FOR UPDATE OF members", True),
+    ("SELECT rewards.* FROM rewards WHERE rewards.program_id = "
+     "(SELECT program_id FROM members WHERE id = %(m)s) ORDER BY points_cost", False),
+    ("SELECT EXISTS (SELECT id FROM device_registrations WHERE member_id = %(m)s)", False),
+    _FLOOR_LEDGER_ROW,
+    ("UPDATE members SET points_balance = points_balance + 1, lifetime_points = lifetime_points + 1, "
+     "pass_version = pass_version + 1, pass_update_tag = pass_update_tag + 1, pass_updated_at = now() "
+     "WHERE id = %(m)s", False),
+    _FLOOR_KEY_RECORD,
+]
 
 
 def ledger_totals(engine) -> dict:
-    """Ledger rows per kind, the sum of balances and the idempotency records: compared before and after a run."""
+    """Ledger rows per kind, the sum of balances, the idempotency records and outbox rows, all from one
+    statement (one snapshot: a commit landing between two counts cannot make them disagree)."""
     with engine.connect() as conn:
-        kinds = dict(conn.execute(text("SELECT kind, count(*) FROM ledger_entries GROUP BY kind")).all())
-        balance = conn.scalar(text("SELECT coalesce(sum(points_balance), 0) FROM members"))
-        keys = conn.scalar(text("SELECT count(*) FROM idempotency_records"))
-        outbox = conn.scalar(text("SELECT count(*) FROM outbox_events"))
+        kinds, balance, keys, outbox = conn.execute(text(
+            "SELECT (SELECT coalesce(json_object_agg(kind, n), '{}') FROM "
+            "(SELECT kind, count(*) AS n FROM ledger_entries GROUP BY kind) AS k), "
+            "(SELECT coalesce(sum(points_balance), 0) FROM members), "
+            "(SELECT count(*) FROM idempotency_records), (SELECT count(*) FROM outbox_events)")).one()
     return {"kinds": kinds, "balance": int(balance), "keys": keys, "outbox": outbox}
+
+
+def settled_totals(engine, quiet: float = 1.0, timeout: float = 30.0) -> dict:
+    """`ledger_totals` once nothing has changed for `quiet` seconds: a request wrk had in flight when it stopped
+    may still be running in the server after wrk exits, and must be counted in this run, not the next."""
+    totals, started = ledger_totals(engine), time.monotonic()
+    while time.monotonic() - started < timeout:
+        time.sleep(quiet)
+        again = ledger_totals(engine)
+        if again == totals:
+            return totals
+        totals = again
+    return totals
 
 
 def ledger_verify(env: dict) -> tuple[bool, str]:

@@ -6,21 +6,30 @@ server: gunicorn's own share is what bench/earn.py's py-spy shows), one at a tim
    commands psycopg sends (BEGIN on a transaction's first statement, COMMIT, ROLLBACK), pool pre-pings (one
    per connection checkout with pool_pre_ping) and Redis commands (rq's enqueue after commit).
 2. Wall and CPU per earn (time.perf_counter / time.process_time), no profiler attached.
-3. cProfile on the CPU clock over the same earns: own CPU time grouped by package (framework, marshmallow,
+3. With --py-spy: py-spy samples this process (threads holding the GIL only) over the same earns, without
+   cProfile's inflation, and splits them by phase of the request (rate limit, auth, validation, the member's
+   lock, the ledger write, serialization, commit, Flask...) and by package.
+4. cProfile on the CPU clock over the same earns: own CPU time grouped by package (framework, marshmallow,
    SQLAlchemy, psycopg, rq and Redis, our code, the rest), and the top functions by cumulative CPU time.
 
-    python -m bench.profile_earn [--earns 1000] [--members 100] [--top 25] [--mode earn|redeem|get]
+    python -m bench.profile_earn [--earns 1000] [--members 100] [--top 25] [--mode earn|redeem|get|lookup]
+                                 [--py-spy] [--no-cprofile]
 
 `--mode redeem` spends 1 point per request (each member is topped up first), `--mode get` reads the member
-(GET /members/{id}); "earn" in the report then means one request of that mode.
+(GET /members/{id}), `--mode lookup` finds it by its barcode (POST /checkout/lookup); "earn" in the report then
+means one request of that mode.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,6 +37,7 @@ from pathlib import Path
 from sqlalchemy import event
 
 from bench.harness import (
+    BIN,
     REDIS_URL,
     app_env,
     app_in_process,
@@ -92,9 +102,35 @@ class Tally:
             self.statements[" ".join(statement.split())[:110]] += 1
 
 
-def earn(client, key: str, member_id: int, mode: str = "earn") -> None:
+# Phases of one request, by the function a sample is in: the innermost frame that matches names the phase.
+PHASES = [
+    ("rate limit (flask-limiter, Redis)", ("_check_request_limit (",)),
+    ("auth (API key)", ("_verify_token (",)),
+    ("input guard (JSON, storable text)", ("refuse_unusable_input (",)),
+    ("metrics hooks", ("_start_timer (", "_observe (")),
+    ("update tag", ("next_update_tag (",)),
+    ("has devices?", ("_has_devices (",)),
+    ("member read / lock (+ program, tiers, rewards)",
+     ("get_member_for_update (", "get_member (", "find_by_barcode (")),
+    ("ledger write (entry INSERT, member UPDATE)", ("_append (",)),
+    ("domain, other", ("earn_points (", "redeem_points (", "points_for_amount (")),
+    ("answer dict (present.py)", ("member_json (", "transaction_json (", "redeemable_rewards (")),
+    ("view, other", ("api/members.py", "api/checkout.py")),
+    ("request parsing + validation (webargs/marshmallow)", ("webargs/core.py",)),
+    ("response serialization (APIFlask output schema, JSON)", ("apiflask/scaffold.py",)),
+    ("idempotency record + COMMIT", ("idempotency.py",)),
+    ("teardown (session close)", ("close_db_session (",)),
+    ("Flask/werkzeug request handling", ("flask/app.py",)),
+    ("test client (not in production)", ("werkzeug/test.py", "flask/testing.py")),
+]
+
+
+def earn(client, key: str, member_id: int, mode: str = "earn", barcode: str = "") -> None:
     if mode == "get":
         response = client.get(f"/api/v1/members/{member_id}", headers=merchant_headers(key))
+        expected = 200
+    elif mode == "lookup":
+        response = client.post("/api/v1/checkout/lookup", json={"barcode": barcode}, headers=merchant_headers(key))
         expected = 200
     else:
         response = client.post(f"/api/v1/members/{member_id}/{mode}", json={"points": 1},
@@ -110,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--earns", type=int, default=1000)
     parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--mode", choices=("earn", "redeem", "get"), default="earn")
+    parser.add_argument("--mode", choices=("earn", "redeem", "get", "lookup"), default="earn")
+    parser.add_argument("--py-spy", action="store_true", help="sample the timed earns with py-spy, by phase")
+    parser.add_argument("--no-cprofile", dest="cprofile", action="store_false", help="skip the cProfile pass")
     parser.add_argument("--out", help="write the cProfile stats here (for snakeviz, pstats)")
     parser.add_argument("--collapsed", help="instead: split py-spy's raw output (bench.earn --py-spy) by package")
     args = parser.parse_args(argv)
@@ -126,34 +164,94 @@ def main(argv: list[str] | None = None) -> int:
         client = app.test_client()
         auth = {"Authorization": f"Bearer {key}"}
         program = client.post("/api/v1/programs", json={"name": "Profile"}, headers=auth).get_json()
-        ids = [client.post(f"/api/v1/programs/{program['id']}/members", json={"name": f"M {n}"},
-                           headers=auth).get_json()["id"] for n in range(args.members)]
+        enrolled = [client.post(f"/api/v1/programs/{program['id']}/members", json={"name": f"M {n}"},
+                                headers=auth).get_json() for n in range(args.members)]
+        ids = [member["id"] for member in enrolled]
+        barcodes = {member["id"]: member["barcode_value"] for member in enrolled}
+
+        def one(n: int) -> None:
+            member_id = ids[n % len(ids)]
+            earn(client, key, member_id, args.mode, barcodes[member_id])
         if args.mode == "redeem":
             for member_id in ids:
                 client.post(f"/api/v1/members/{member_id}/earn", json={"points": 1_000_000}, headers=auth)
         tally = Tally(engine)
         for n in range(100):  # warm: every statement prepared by psycopg (after 5 runs), caches filled
-            earn(client, key, ids[n % len(ids)], args.mode)
+            one(n)
 
         counted = 200
         tally.counting = True
         for n in range(counted):
-            earn(client, key, ids[n % len(ids)], args.mode)
+            one(n)
         tally.counting = False
 
         wall0, cpu0 = time.perf_counter(), time.process_time()
         for n in range(args.earns):
-            earn(client, key, ids[n % len(ids)], args.mode)
+            one(n)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
 
+        samples = workdir / "py-spy.txt"
+        if args.py_spy:
+            with sampled(samples):
+                for n in range(args.earns):
+                    one(n)
         profiler = cProfile.Profile(time.process_time)  # CPU, not wall: waiting on a socket is not cost
-        profiler.enable()
-        for n in range(args.earns):
-            earn(client, key, ids[n % len(ids)], args.mode)
-        profiler.disable()
+        if args.cprofile:
+            profiler.enable()
+            for n in range(args.earns):
+                one(n)
+            profiler.disable()
         engine.dispose()
-    report(tally, counted, wall, cpu, profiler, args)
+        report(tally, counted, wall, cpu, profiler if args.cprofile else None, args)
+        if args.py_spy:
+            split_phases(samples, cpu / args.earns * 1e3)
     return 0
+
+
+class sampled:
+    """py-spy recording this process (GIL holders only: Python CPU, not waits) for the `with` block."""
+
+    def __init__(self, out: Path):
+        self.out = out
+
+    def __enter__(self):
+        self.process = subprocess.Popen(
+            [str(BIN / "py-spy"), "record", "--pid", str(os.getpid()), "--format", "raw", "--rate", "500",
+             "--gil", "--output", str(self.out)], stdout=subprocess.DEVNULL, stderr=tempfile.TemporaryFile())
+        time.sleep(1.0)  # attached before the first sample counts
+        return self
+
+    def __exit__(self, *_):
+        self.process.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+        self.process.wait(30)
+
+
+def split_phases(path: Path, cpu_ms: float) -> None:
+    """py-spy samples by phase of the request (PHASES: innermost matching frame) and by package (innermost
+    frame); the ms column scales the shares to the CPU per earn measured without any profiler."""
+    by_phase, by_package, total = Counter(), Counter(), 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames, n = stack.split(";"), int(count)
+        if not any("profile_earn.py" in frame for frame in frames):
+            continue  # the sampler's own start-up, the interpreter's idle threads
+        by_phase[phase_of(frames)] += n
+        location = frames[-1].rpartition("(")[2]
+        by_package[package_of("/" + location if not location.startswith("/") else location)] += n
+        total += n
+    print(f"\npy-spy, {total} samples of the timed earns; ms = share x {cpu_ms:.2f} ms CPU per earn unprofiled")
+    for title, counts in (("by phase", by_phase), ("by package of the innermost frame", by_package)):
+        print(f"  {title}:")
+        for name, n in counts.most_common():
+            print(f"    {n / total:6.1%}  {n / total * cpu_ms:5.2f} ms  {name}")
+
+
+def phase_of(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for name, markers in PHASES:
+            if any(marker in frame for marker in markers):
+                return name
+    return "other (bench loop, interpreter)"
 
 
 def split_collapsed(path: Path) -> int:
@@ -172,7 +270,7 @@ def split_collapsed(path: Path) -> int:
     return 0
 
 
-def report(tally: Tally, counted: int, wall: float, cpu: float, profiler: cProfile.Profile, args) -> None:
+def report(tally: Tally, counted: int, wall: float, cpu: float, profiler: cProfile.Profile | None, args) -> None:
     print(f"{machine()}; load average {load_average()}; mode {args.mode}")
     statements = sum(tally.statements.values())
     pings = tally.checkouts if tally.pre_ping else 0
@@ -186,6 +284,8 @@ def report(tally: Tally, counted: int, wall: float, cpu: float, profiler: cProfi
         print(f"  {n / counted:5.2f} x {statement}")
     print(f"\nNo profiler, {args.earns} earns one at a time: wall {wall / args.earns * 1e3:.2f} ms, CPU "
           f"{cpu / args.earns * 1e3:.2f} ms per earn in this process ({args.earns / wall:.0f} earns/s on one thread)")
+    if profiler is None:
+        return
     stats = pstats.Stats(profiler)
     if args.out:
         stats.dump_stats(args.out)

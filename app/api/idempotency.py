@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.auth import current_caller
+from app.db import insert_row
 from app.errors import problem
 from app.models import IdempotencyRecord
 from app.services import db_session
@@ -52,9 +53,10 @@ def idempotent_write(view):
         if not 200 <= response.status_code < 300:
             stored = _stored_after_failure(session, scope)
             return response if stored is None else _replay(stored, fingerprint)
-        session.add(IdempotencyRecord(**scope, request_hash=fingerprint, status_code=response.status_code,
-                                      response_body=response.get_data(as_text=True)))
         try:
+            session.flush()  # the view's pending rows first: a conflict among them is a 409, as below
+            insert_row(session, IdempotencyRecord(**scope, request_hash=fingerprint, status_code=response.status_code,
+                                                  response_body=response.get_data(as_text=True)))
             session.commit()
         except IntegrityError:
             session.rollback()

@@ -31,6 +31,7 @@ UPDATE_TAG_BASE = "update_tag_base"  # PostgreSQL: tags are this plus a transact
 APPLE_PUSH = "apple_push"
 PROGRAM_REFRESH = "program_refresh"
 CARD_SETTINGS = "card_settings"
+_TAGS_TAKEN = "passupdates_tags_taken"  # session.info: (the transaction, {(table, row id): UpdateTag})
 
 
 def card_changed(session: Session, member: Member, notify: bool = True) -> None:
@@ -117,12 +118,33 @@ def next_update_tag(session: Session, table: type[Member] | type[Program], row_i
         tag = session.execute(update(Counter).where(Counter.name == PASS_UPDATES)
                               .values(value=Counter.value + 1).returning(Counter.value)).scalar_one()
         return UpdateTag(tag, tag - 1)
-    base = select(Counter.value).where(Counter.name == UPDATE_TAG_BASE).scalar_subquery()
-    row = session.execute(
-        select(base + _xid8("pg_current_xact_id()"),
-               base + _xid8("pg_snapshot_xmin(pg_current_snapshot())") - 1)
-        .where(table.id == row_id).with_for_update(key_share=True)).one()
+    taken = _tags_taken(session).get((table, row_id))
+    if taken is not None:
+        return taken
+    row = session.execute(select(*update_tag_columns()).where(table.id == row_id).with_for_update(key_share=True)).one()
     return UpdateTag(*row)
+
+
+def update_tag_columns() -> tuple:
+    """PostgreSQL: the two columns of `next_update_tag`, for the statement that locks the changed row to return
+    them at once (`keep_update_tag`), saving a round trip. The tag is this transaction's id whenever it is read;
+    `seen` then comes from the locking statement's snapshot, taken before the lock was granted: never higher
+    than one taken after it, so a card is at worst sent again when a 304 would have done."""
+    base = select(Counter.value).where(Counter.name == UPDATE_TAG_BASE).scalar_subquery()
+    return (base + _xid8("pg_current_xact_id()"), base + _xid8("pg_snapshot_xmin(pg_current_snapshot())") - 1)
+
+
+def keep_update_tag(session: Session, table: type[Member] | type[Program], row_id: int, tag: UpdateTag) -> None:
+    """What `next_update_tag` answers for this row until the transaction ends (the row is locked until then)."""
+    _tags_taken(session)[(table, row_id)] = tag
+
+
+def _tags_taken(session: Session) -> dict:
+    transaction = session.get_transaction()
+    mark = session.info.get(_TAGS_TAKEN)
+    if mark is None or mark[0] is not transaction:
+        mark = session.info[_TAGS_TAKEN] = (transaction, {})
+    return mark[1]
 
 
 def catch_up_update_tags(session: Session) -> None:

@@ -9,9 +9,14 @@ from sqlalchemy import event
 from app.services import services
 from tests.factories import auth, earn, make_member, make_merchant, make_program, make_reward, redeem
 
-# an api_keys SELECT; the member SELECT ... FOR UPDATE (with program, tier and tiers); rewards; the counter
-# UPDATE; INSERTs of the ledger entry and the outbox event; one UPDATE of the member; the idempotency INSERT
-WRITE_STATEMENTS = 8
+# an api_keys SELECT; the member SELECT ... FOR UPDATE (with program, tier and tiers, and on PostgreSQL the update
+# tag); rewards; does the card have a device?; the INSERT of the ledger entry; one UPDATE of the member; the
+# idempotency INSERT. SQLite takes its update tag from the counter (one UPDATE more).
+POSTGRESQL_WRITE_STATEMENTS = 7
+
+
+def write_statements(app) -> int:
+    return POSTGRESQL_WRITE_STATEMENTS + (services(app).engine.dialect.name != "postgresql")
 
 
 @contextmanager
@@ -38,18 +43,18 @@ def shop(app, client):
     return key, make_member(client, key, program["id"], points=150)
 
 
-def test_an_earn_sends_at_most_eight_statements(app, client, shop):
+def test_an_earn_sends_at_most_seven_statements_on_postgresql(app, client, shop):
     key, member = shop
     with statements(app) as seen:
         assert earn(client, key, member["id"], points=10).status_code == 201
-    assert len(seen) <= WRITE_STATEMENTS, seen
+    assert len(seen) <= write_statements(app), seen
 
 
-def test_a_redeem_sends_at_most_eight_statements(app, client, shop):
+def test_a_redeem_sends_at_most_seven_statements_on_postgresql(app, client, shop):
     key, member = shop
     with statements(app) as seen:
         assert redeem(client, key, member["id"], points=10).status_code == 201
-    assert len(seen) <= WRITE_STATEMENTS, seen
+    assert len(seen) <= write_statements(app), seen
 
 
 def test_reading_a_member_sends_at_most_three_statements(app, client, shop):

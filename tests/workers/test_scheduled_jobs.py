@@ -141,7 +141,7 @@ def test_retention_is_a_scheduled_job_the_embedded_worker_runs_when_due(schedule
 
     assert surviving(schedule_app, first) == {"dead"}
     assert surviving(schedule_app, second) == {"idempotency", "delivered", "dead", "device_log"}
-    assert [job.name for job in SCHEDULE] == ["prune_retention"]
+    assert "prune_retention" in [job.name for job in SCHEDULE]
 
 
 def test_jobs_run_due_as_of_an_instant_runs_what_is_due_then_and_is_idempotent(schedule_app, private_env):
@@ -157,9 +157,9 @@ def test_jobs_run_due_as_of_an_instant_runs_what_is_due_then_and_is_idempotent(s
     assert surviving(schedule_app, rows) == {"dead", "device_log"}
     assert again.exit_code == 0  # due again (the real clock's next run is before `later`), and changes nothing
     assert json.loads(again.output)["prune_retention"] == {"idempotency_records": 0, "outbox_events": 0,
-                                                          "device_logs": 0}
+                                                          "device_logs": 0, "google_callback_nonces": 0}
     status = CliRunner().invoke(cli, ["jobs", "status"], env=private_env)
-    assert json.loads(status.output)[0]["name"] == "prune_retention"
+    assert "prune_retention" in [row["name"] for row in json.loads(status.output)]
 
 
 def test_jobs_run_due_refuses_a_time_that_is_not_iso_8601(private_env):
@@ -191,9 +191,10 @@ def test_punchpass_worker_enqueues_each_due_job_once_and_runs_it(schedule_app):
     previous = jobs._worker_app
     jobs.use_app(schedule_app)
     try:
-        assert enqueue_due_scheduled_jobs(schedule_app, queue) == ["prune_retention"]
+        names = [job.name for job in SCHEDULE]
+        assert sorted(enqueue_due_scheduled_jobs(schedule_app, queue)) == sorted(names)
         enqueue_due_scheduled_jobs(schedule_app, queue)  # a second worker's sweep
-        assert queue.job_ids == ["scheduled-prune_retention"]
+        assert sorted(queue.job_ids) == sorted(f"scheduled-{name}" for name in names)
 
         SimpleWorker([queue], connection=redis).work(burst=True)
 

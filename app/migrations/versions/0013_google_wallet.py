@@ -1,13 +1,13 @@
 """Google Wallet: a program's class, a member's object, callback nonces, and members.google_saved
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0019
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0013'
-down_revision = '0011'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
