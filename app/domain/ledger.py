@@ -256,6 +256,8 @@ def _append(session: Session, member: Member, kind: str, points: int, *, amount=
     if points or held:  # the card shows available points: a hold changes them too
         with session.no_autoflush:  # the member's row is written once, below, not split in two
             card_changed(session, member)
+    if any(other is not member for other in session.dirty):
+        session.flush()  # other changes (a hold's status) are written now: a later populate_existing read keeps them
     entry = insert_row(session, LedgerEntry(
         member_id=member.id, merchant_id=member.merchant_id, kind=kind, points=points,
         balance_after=member.points_balance, amount=amount, reference=reference, reason=reason,

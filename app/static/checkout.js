@@ -84,10 +84,16 @@
 
   // ---- messages -----------------------------------------------------------------------------------------
 
-  function show(kind, text, replayed) {
+  function show(kind, text, replayed, receipt) {
     var status = $("status");
     status.className = "status " + kind;
     status.textContent = text;
+    if (receipt) {  // the API's one-line receipt, in the member's language, for the till to print or read out
+      var line = document.createElement("span");
+      line.className = "receipt";
+      line.textContent = receipt;
+      status.appendChild(line);
+    }
     status.hidden = false;
     $("replayed").hidden = !replayed;
   }
@@ -253,7 +259,7 @@
       remember(entry);
       showMember(Object.assign({}, member, result.data.member, {rewards: member.rewards, holds: member.holds}));
       show("ok", t("earn.done", {points: n(entry.points), available: n(result.data.member.available_points)}),
-           result.replayed);
+           result.replayed, result.data.receipt);
       refreshMember().catch(fail);
     } catch (error) {
       fail(error);
@@ -308,7 +314,7 @@
       if (entry) remember(entry);
       await refreshMember();
       show("ok", t("redeem.done", {reward: pending.reward.name, available: n(state.member.available_points)}),
-           result.replayed);
+           result.replayed, result.data.receipt);
     } catch (error) {
       closeConfirm();
       await failRedeem(error, pending.reward);
@@ -336,7 +342,7 @@
 
   function holdEnded(problem) {
     var status = (problem.detail || "").match(/\b(expired|voided|captured)\b/);
-    return t("error.hold_finished", {status: status ? status[1] : problem.title || ""});
+    return t("error.hold_finished", {status: status ? t("hold.status." + status[1]) : problem.title || ""});
   }
 
   async function finishHold(hold, action) {

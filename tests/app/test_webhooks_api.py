@@ -13,7 +13,7 @@ from app import create_app
 from app.config import load_config
 from app.models import Member, OutboxEvent
 from app.services import db_session, services
-from tests.app.test_statements import WRITE_STATEMENTS, statements
+from tests.app.test_statements import statements, write_statements
 from tests.factories import (
     assert_problem,
     auth,
@@ -131,14 +131,14 @@ def test_an_earn_without_webhooks_sends_no_extra_statement_and_with_one_only_its
     earn(client, key, member["id"], points=1)  # this process re-reads the subscriptions after the change
     with statements(app) as seen:
         assert earn(client, key, member["id"], points=10).status_code == 201
-    assert len(seen) <= WRITE_STATEMENTS, seen
+    assert len(seen) <= write_statements(app), seen
     assert webhook_events(app, merchant_id) == []
 
     assert create(client, key).status_code == 201
     earn(client, key, member["id"], points=1)
     with statements(app) as seen:
         assert earn(client, key, member["id"], points=10).status_code == 201
-    assert len(seen) <= WRITE_STATEMENTS + 1, seen  # the webhook's outbox row
+    assert len(seen) <= write_statements(app) + 1, seen  # the webhook's outbox row
     assert webhook_events(app, merchant_id) == ["points.earned", "points.earned"]
 
 

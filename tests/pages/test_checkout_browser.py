@@ -126,7 +126,8 @@ def test_earn_an_amount_typed_on_the_keypad(page, shop):
         page.click(f"#keypad [data-key='{key}']")
     expect(page.locator("#amount")).to_have_text("12.50")
     page.click("#earn")
-    expect(page.locator("#status")).to_have_text("+12 points. 162 available now.")
+    expect(page.locator("#status")).to_contain_text("+12 points. 162 available now.")
+    expect(page.locator("#status .receipt")).to_contain_text("+12 points · 162 available")  # the till's receipt
     expect(page.locator("#member-points")).to_have_text("162")
     expect(page.locator("#amount")).to_have_text("0")
     assert member_points(shop) == 162
@@ -152,7 +153,8 @@ def test_redeem_a_reward_asks_then_charges(page, shop):
     expect(page.locator("#confirm-text")).to_have_text("Redeem Free coffee for 100 points?")
     screenshot(page, "checkout-redeem-confirm")
     page.click("#confirm-yes")
-    expect(page.locator("#status")).to_have_text("Free coffee redeemed. 50 points left.")
+    expect(page.locator("#status")).to_contain_text("Free coffee redeemed. 50 points left.")
+    expect(page.locator("#status .receipt")).to_contain_text("-100 points · 50 available")
     expect(page.locator("#member-points")).to_have_text("50")
     expect(page.locator("button.reward", has_text="Free coffee")).to_be_disabled()
     assert member_points(shop) == 50
