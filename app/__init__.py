@@ -29,6 +29,7 @@ from app.db import make_engine, make_session_factory
 from app.domain.fcm import unreadable_credentials
 from app.domain.passupdates import card_settings_changed, catch_up_update_tags
 from app.errors import apiflask_error_processor, register_error_handlers
+from app.google.routes import bp as google_bp
 from app.headers import add_security_headers
 from app.health import warn_about_expiring_certificates
 from app.logs import mask_dev_server_access_log
@@ -88,7 +89,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     app.teardown_appcontext(close_db_session)
     app.after_request(add_security_headers)
     app.url_map.converters.update(URL_CONVERTERS)  # before any route is added: rules bind converters then
-    for blueprint in [*api_blueprints, docs_bp, wallet_bp, pages_bp, dashboard_bp]:
+    for blueprint in [*api_blueprints, docs_bp, wallet_bp, pages_bp, dashboard_bp, google_bp]:
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     mask_dev_server_access_log()

@@ -11,11 +11,15 @@ from urllib.parse import urlsplit
 import limits
 
 from app.service_accounts import ServiceAccountError, service_account_from_json
+from passes import google
+from passes.google_callbacks import GOOGLE_KEYS_URL, GOOGLE_SENDER_ID
 from passes.storecard import check_nfc
 
 DEV_PASS_TYPE_ID = "pass.dev.punchpass"
 DEV_TEAM_ID = "PUNCHDEV01"
 APNS_PRODUCTION_URL = "https://api.push.apple.com"  # Apple: Wallet push tokens are production tokens
+GOOGLE_WALLET_URL = "https://walletobjects.googleapis.com/walletobjects/v1"
+GOOGLE_RATE_LIMIT = 20.0  # Google Wallet FAQ: "rate limited to 20 requests per second" per Cloud project
 FCM_GOOGLE_URL = "https://fcm.googleapis.com"  # the adapter posts to {FCM_BASE_URL}/v1/projects/{p}/messages:send
 
 
@@ -36,6 +40,18 @@ class AppleConfig:
     apns_ca_file: Path | None = None
     nfc_public_key: str | None = None  # Base64 P-256 key from Apple's NFC certificate request: enables `nfc`
     personalization: bool = False  # Apple rewards enrollment; needs the NFC-enabled certificate
+
+
+@dataclass(frozen=True)
+class GoogleConfig:
+    """Google Wallet: set when GOOGLE_SERVICE_ACCOUNT_FILE and GOOGLE_ISSUER_ID are."""
+    service_account: google.ServiceAccount = field(repr=False)
+    issuer_id: str
+    wallet_base_url: str = GOOGLE_WALLET_URL
+    rate_limit: float = GOOGLE_RATE_LIMIT  # Wallet API calls per second, shared by every worker
+    callback_keys_url: str = GOOGLE_KEYS_URL
+    callback_sender_id: str = GOOGLE_SENDER_ID
+    smart_tap_issuers: tuple[str, ...] = ()  # GOOGLE_SMART_TAP_ISSUERS: enables Smart Tap on every class
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,7 @@ class Config:
     max_devices_per_pass: int = 10  # MAX_DEVICES_PER_PASS: a new registration beyond it replaces the oldest
     metrics_token: str | None = field(default=None, repr=False)  # METRICS_TOKEN: /metrics from outside loopback
     metrics_multiproc_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR: gunicorn.conf.py sets it
+    google: GoogleConfig | None = None  # None: Google Wallet is off (no save links, nothing queued)
     fcm: FcmConfig = field(default_factory=FcmConfig)
     # WEBHOOKS_ALLOW_PRIVATE_TARGETS: http, loopback and private addresses allowed (never link-local/metadata)
     webhooks_allow_private_targets: bool = False
@@ -135,6 +152,7 @@ def load_config(environ: dict | None = None) -> Config:
         max_devices_per_pass=_count_setting(env, "MAX_DEVICES_PER_PASS", 10),
         metrics_token=_metrics_token(env),
         metrics_multiproc_dir=_existing_dir(env, "PROMETHEUS_MULTIPROC_DIR"),
+        google=_google_config(env),
         fcm=_fcm_config(env, secret_key),
         webhooks_allow_private_targets=_bool_setting(env, "WEBHOOKS_ALLOW_PRIVATE_TARGETS"),
         smtp_url=_smtp_url(env),
@@ -162,6 +180,50 @@ def _mail_from(env: dict) -> str:
     if "@" not in sender:
         raise ConfigError(f"MAIL_FROM: expected an address such as Shop <loyalty@example.com>, got {sender!r}")
     return sender
+
+
+def _google_config(env: dict) -> GoogleConfig | None:
+    """On with GOOGLE_ISSUER_ID (the key file is then required); the key is read and checked here, at start-up.
+    The key file alone does not switch Google Wallet on: FCM may use it (FCM_SERVICE_ACCOUNT_FILE's fallback)."""
+    key_file, issuer_id = env.get("GOOGLE_SERVICE_ACCOUNT_FILE"), (env.get("GOOGLE_ISSUER_ID") or "").strip()
+    if not issuer_id:
+        return None
+    if not key_file:
+        raise ConfigError("GOOGLE_SERVICE_ACCOUNT_FILE: not set (needed with GOOGLE_ISSUER_ID for Google Wallet)")
+    if not issuer_id.isascii() or not issuer_id.isdigit():
+        raise ConfigError(f"GOOGLE_ISSUER_ID: expected the digits of your Google Wallet issuer id, got {issuer_id!r}")
+    try:
+        account = google.ServiceAccount.from_file(Path(key_file).expanduser())
+    except google.ServiceAccountError as error:
+        raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE: {error}") from None
+    if urlsplit(account.token_uri).scheme != "https":
+        raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE: its token_uri must be https, got {account.token_uri!r}")
+    smart_tap = tuple(part.strip() for part in (env.get("GOOGLE_SMART_TAP_ISSUERS") or "").split(",") if part.strip())
+    if any(not issuer.isascii() or not issuer.isdigit() for issuer in smart_tap):
+        raise ConfigError(f"GOOGLE_SMART_TAP_ISSUERS: expected comma-separated issuer ids (digits), got {smart_tap}")
+    return GoogleConfig(
+        service_account=account, issuer_id=issuer_id,
+        wallet_base_url=_url_setting(env, "GOOGLE_WALLET_BASE_URL", GOOGLE_WALLET_URL).rstrip("/"),
+        rate_limit=_rate_setting(env, "GOOGLE_RATE_LIMIT", GOOGLE_RATE_LIMIT),
+        callback_keys_url=_url_setting(env, "GOOGLE_CALLBACK_KEYS_URL", GOOGLE_KEYS_URL),
+        callback_sender_id=(env.get("GOOGLE_CALLBACK_SENDER_ID") or GOOGLE_SENDER_ID).strip(),
+        smart_tap_issuers=smart_tap,
+    )
+
+
+def _rate_setting(env: dict, name: str, default: float) -> float:
+    """Calls per second: `20`, `20/s` or `20/second`; 0 lifts the limit (benchmarks only)."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    number = raw.split("/")[0].strip()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if value < 0 or value != value or raw.split("/")[1:] not in ([], ["s"], ["second"]):
+        raise ConfigError(f"{name}: expected calls per second such as 20 or 20/s, got {raw!r}")
+    return value
 
 
 def _fcm_config(env: dict, secret_key: str) -> FcmConfig:
@@ -330,6 +392,12 @@ def _check_web_service_scheme(public_base_url: str, allow_http: bool) -> None:
     raise ConfigError(f"PUBLIC_BASE_URL: Apple Wallet only registers cards whose web service is https, got "
                       f"{public_base_url!r}; use https, a loopback address for local development, or "
                       "APPLE_ALLOW_HTTP_WEB_SERVICE=on for an iPhone with the developer setting")
+
+
+def trusted_ca_file() -> str | None:
+    """The CA bundle outbound HTTPS trusts, from the standard variables (REQUESTS_CA_BUNDLE, then SSL_CERT_FILE);
+    None: the default trust store. Read when a client is made: these belong to the process, not to a Config."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or None
 
 
 def is_loopback_host(host: str) -> bool:

@@ -63,6 +63,10 @@ def settings_summary(config: Config) -> dict[str, str]:
         "RETENTION_DAYS": f"idempotency {retention.idempotency_days}, outbox {retention.outbox_days}, "
                           f"device logs {retention.device_log_days} (at most {retention.device_log_max_lines} lines)",
         "MAX_DEVICES_PER_PASS": str(config.max_devices_per_pass),
+        "GOOGLE_ISSUER_ID": config.google.issuer_id if config.google else "(unset: Google Wallet off)",
+        **({"GOOGLE_SERVICE_ACCOUNT": config.google.service_account.client_email,
+            "GOOGLE_WALLET_BASE_URL": config.google.wallet_base_url,
+            "GOOGLE_RATE_LIMIT": f"{config.google.rate_limit:g}/s"} if config.google else {}),
         "FCM_BASE_URL": config.fcm.base_url,
         "FCM_SERVICE_ACCOUNT_FILE": str(config.fcm.service_account_file or "(unset: merchants upload their own)"),
     }

@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 
 from app.db import Base
 from passes.strings import FALLBACK_LOCALE, LOCALES
@@ -219,6 +220,8 @@ class Member(Base):
     # The version before: when both share a second, If-Modified-Since cannot tell them apart (passupdates.py).
     pass_previous_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     personalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Google's save/delete callbacks say whether the card is in someone's Google Wallet (app/google/callbacks.py)
+    google_saved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Deleted on request (GDPR, APPI, PIPA): personal data anonymised, the ledger kept, the pass voided.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -358,6 +361,38 @@ class InstanceState(Base):
     __tablename__ = "instance_state"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
+
+
+class GoogleClass(Base):
+    """A program's LoyaltyClass in Google Wallet. Logo, colours and texts live on the class, so a design change is
+    one class update, never an update of every member's object."""
+    __tablename__ = "google_classes"
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    class_id: Mapped[str] = mapped_column(String(220), unique=True)
+    sent_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # design_version sent; None: not yet
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class GoogleObject(Base):
+    """A member's LoyaltyObject in Google Wallet: made when the member first opens their save link. `sent` is the
+    object as Google last accepted it (None: not inserted yet), so an update patches only what changed;
+    `notified_at` the notifying messages of the last 24 hours (Google allows 3); `message_ids` those on it."""
+    __tablename__ = "google_objects"
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    object_id: Mapped[str] = mapped_column(String(220), unique=True)
+    sent: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    notified_at: Mapped[list] = mapped_column(JSON, default=list)
+    message_ids: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class GoogleCallbackNonce(Base):
+    """Google delivers a callback at least once: its nonce, so a repeat changes nothing."""
+    __tablename__ = "google_callback_nonces"
+    nonce: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class FcmDevice(Base):

@@ -22,6 +22,7 @@ from app.dashboard import bp as dashboard_bp
 from app.dashboard.sign_in import SIGN_IN_ENDPOINT as DASHBOARD_SIGN_IN_ENDPOINT
 from app.dashboard.sign_in import sign_in_throttled as dashboard_sign_in_throttled
 from app.errors import problem
+from app.google import bp as google_bp
 from app.pages import bp as pages_bp
 from app.pages.checkout import sign_in_throttled
 from app.pages.join import join_throttled
@@ -52,6 +53,9 @@ def install_rate_limits(app: Flask, config: Config) -> Limiter:
                          deduct_when=_unauthorised)(dashboard_bp)  # wrong passwords only, per address
     limiter.shared_limit(rates.join, scope="join", exempt_when=_not_join_form)(pages_bp)
     limiter.shared_limit(rates.device_log, scope="device-log", exempt_when=_not_device_log)(wallet_bp)
+    # the save link and class images; Google's own callbacks come from few addresses and are signed
+    limiter.shared_limit(rates.public, scope="public",
+                         exempt_when=lambda: request.endpoint == "google.callbacks")(google_bp)
     app.register_error_handler(RateLimitExceeded, lambda error: _too_many_requests(limiter))
     return limiter
 

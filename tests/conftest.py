@@ -141,3 +141,47 @@ def live_app(test_env, fake_apns, cert_chain):
     yield app
     close_shared_clients()
     services(app).engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def google_account(tmp_path_factory) -> dict:
+    """A fresh service-account key; its token_uri is filled in by `fake_google`."""
+    from tests.fakes.google import make_service_account
+    return make_service_account("https://127.0.0.1:1/token")
+
+
+@pytest.fixture(scope="session")
+def fake_google(cert_chain, google_account):
+    """A loopback Google (OAuth token endpoint + Wallet REST API) over TLS, trusted through REQUESTS_CA_BUNDLE as
+    any deployment would trust a private CA."""
+    from tests.fakes.google import CallbackSigner, FakeGoogle
+    with pytest.MonkeyPatch.context() as patch, FakeGoogle(cert_chain["server_cert"], cert_chain["server_key"],
+                                                           google_account) as fake:
+        patch.setenv("REQUESTS_CA_BUNDLE", str(cert_chain["root_ca"]))
+        patch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        google_account["token_uri"] = fake.token_uri
+        fake.signer = CallbackSigner()
+        fake.callback_keys = fake.signer.keys_document()
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def google_env(test_env, fake_google, google_account, tmp_path_factory) -> dict:
+    """test_env with Google Wallet configured against the fake."""
+    import json
+    key_file = tmp_path_factory.mktemp("google") / "service-account.json"
+    key_file.write_text(json.dumps(google_account))
+    return {**test_env, "GOOGLE_SERVICE_ACCOUNT_FILE": str(key_file), "GOOGLE_ISSUER_ID": "3388000000012345678",
+            "GOOGLE_WALLET_BASE_URL": fake_google.wallet_url, "GOOGLE_RATE_LIMIT": "0",
+            "GOOGLE_CALLBACK_KEYS_URL": fake_google.base_url + "/keys"}
+
+
+@pytest.fixture(scope="module")
+def google_app(google_env, tmp_path_factory):
+    """An app with Google Wallet on a database of its own (its worker delivers every due event there)."""
+    from workers.google_client import close_wallet_clients
+    with fresh_database(tmp_path_factory) as url:
+        app = create_app(load_config({**google_env, "DATABASE_URL": url}), testing=True)
+        yield app
+        close_wallet_clients()
+        services(app).engine.dispose()

@@ -22,7 +22,7 @@ from app.domain.outbox import due_event_ids
 from app.domain.passupdates import APPLE_PUSH, PROGRAM_REFRESH
 from app.models import OutboxEvent, utcnow
 from app.services import db_session, services
-from workers import fcm, member_mail, wallet_push, webhooks
+from workers import fcm, google_wallet, member_mail, wallet_push, webhooks
 from workers.errors import DeliveryFailed, RetryLater
 from workers.wallet_push import CardOutcome, CardPush
 
@@ -130,7 +130,8 @@ def _refresh_program(app: Flask, session: Session, event: OutboxEvent) -> None:
 # How each kind of single event is delivered: (app, session, the leased event) -> None, raising RetryLater
 # (try again with backoff) or DeliveryFailed (dead letter). Card pushes (APPLE_PUSH) go in batches instead.
 HANDLERS: dict[str, Callable[[Flask, Session, OutboxEvent], None]] = {PROGRAM_REFRESH: _refresh_program,
-                                                                     FCM: fcm.send_notification}
+                                                                     FCM: fcm.send_notification,
+                                                                     **google_wallet.HANDLERS}
 HANDLERS.update(webhooks.HANDLERS)  # webhook fan-outs and attempts (workers/webhooks.py)
 HANDLERS.update(member_mail.HANDLERS)  # lost-card magic links (workers/member_mail.py)
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from app.domain.holds import status_at
 from app.domain.members import next_goals
+from app.google_cards import google_save_url
 from app.models import Hold, LedgerEntry, Member, Program
 from app.receipts import receipt_line
 from app.services import app_config
@@ -23,7 +24,8 @@ def member_json(member: Member) -> dict:
         "next_reward": upcoming_reward._asdict() if upcoming_reward else None,
         "serial_number": member.serial_number, "barcode_value": member.barcode_token,
         "referral_code": member.referral_code, "apple_pass_url": apple_pass_url(member),
-        "google_save_url": None, "created_at": member.created_at,
+        "google_save_url": google_save_url(app_config(), member), "created_at": member.created_at,
+        "wallets": {"google": {"saved": member.google_saved}},
     }
 
 

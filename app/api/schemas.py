@@ -246,6 +246,15 @@ class GoalOut(Schema):
     points_needed = Integer()
 
 
+class GoogleWalletOut(Schema):
+    saved = Boolean(metadata={"description": "The card is in someone's Google Wallet (Google's save/delete "
+                                             "callbacks)"})
+
+
+class WalletsOut(Schema):
+    google = Nested(GoogleWalletOut)
+
+
 class MemberOut(Schema):
     id = Integer()
     program_id = Integer()
@@ -265,8 +274,10 @@ class MemberOut(Schema):
     barcode_value = String()
     referral_code = String()
     apple_pass_url = String()
-    google_save_url = String(allow_none=True)
+    google_save_url = String(allow_none=True, metadata={
+        "description": "A stable link that answers 302 to Google's Save to Google Wallet page; null without Google"})
     created_at = DateTime()
+    wallets = Nested(WalletsOut)
 
 
 class HoldSummary(Schema):

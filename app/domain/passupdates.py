@@ -23,7 +23,8 @@ from typing import NamedTuple
 from sqlalchemy import BigInteger, func, literal_column, select, update
 from sqlalchemy.orm import Session
 
-from app.models import Counter, DeviceRegistration, InstanceState, Member, OutboxEvent, Program, utcnow
+from app.domain.googlewallet import class_changed, object_changed
+from app.models import Counter, DeviceRegistration, GoogleObject, InstanceState, Member, OutboxEvent, Program, utcnow
 
 PASS_UPDATES = "pass_updates"  # SQLite: the tag counter
 UPDATE_TAG_BASE = "update_tag_base"  # PostgreSQL: tags are this plus a transaction id (migration 0008)
@@ -34,19 +35,25 @@ _TAGS_TAKEN = "passupdates_tags_taken"  # session.info: (the transaction, {(tabl
 
 
 def card_changed(session: Session, member: Member, notify: bool = True) -> None:
-    """New version, new update tag, and (unless the card is brand new or has no device) an Apple push in the
-    outbox."""
+    """New version, new update tag, and (unless the card is brand new) an Apple push in the outbox when it has a
+    device, a Google Wallet update when it has a Google object: no work for nobody."""
     member.pass_update_tag, member.pass_update_seen = next_update_tag(session, Member, member.id)
     member.pass_previous_updated_at = member.pass_updated_at if member.pass_version else None
     member.pass_updated_at = _later_than(member.pass_updated_at)
     member.pass_version = (member.pass_version or 0) + 1
-    if notify and _has_devices(session, member.id):  # no device, nobody to push (_has_devices: why)
+    if not notify:
+        return
+    has_devices, has_google_object = _card_holders(session, member.id)
+    if has_devices:  # no device, nobody to push (_card_holders: why)
         session.add(OutboxEvent(kind=APPLE_PUSH, member_id=member.id, program_id=member.program_id,
                                 payload={"pass_version": member.pass_version}))
+    if has_google_object:
+        object_changed(session, member)
 
 
-def _has_devices(session: Session, member_id: int) -> bool:
-    """True when some device asked for this card's updates: the earn path pushes only then.
+def _card_holders(session: Session, member_id: int) -> tuple[bool, bool]:
+    """Whether some device asked for this card's updates (the earn path pushes only then), and whether the card
+    has a Google Wallet object; one statement for both.
 
     Skipping the push when there is none loses nothing, because of the order Wallet follows and the member row
     lock: a card change runs under the member's `SELECT ... FOR UPDATE`, and registering a device inserts a row
@@ -55,9 +62,12 @@ def _has_devices(session: Session, member_id: int) -> bool:
     the change to commit. In the last case the device registered a pass it downloaded earlier, and its first
     serials call after registering (without a tag, or with one below the change's: the change's transaction
     was in flight or not yet begun when that tag was answered) lists the card, so the device fetches the new
-    version without a push."""
-    return session.scalar(select(select(DeviceRegistration.id)
-                                 .where(DeviceRegistration.member_id == member_id).exists())) is True
+    version without a push. A Google object made meanwhile is inserted with the card's state as of its insertion,
+    which reads the committed change."""
+    row = session.execute(select(
+        select(DeviceRegistration.id).where(DeviceRegistration.member_id == member_id).exists(),
+        select(GoogleObject.member_id).where(GoogleObject.member_id == member_id).exists())).one()
+    return bool(row[0]), bool(row[1])
 
 
 def design_changed(session: Session, program: Program) -> None:
@@ -69,6 +79,7 @@ def design_changed(session: Session, program: Program) -> None:
     program.design_version = (program.design_version or 0) + 1
     session.add(OutboxEvent(kind=PROGRAM_REFRESH, program_id=program.id,
                             payload={"design_version": program.design_version}))
+    class_changed(session, program)  # Google: logo, colours and texts live on the class, not on each object
 
 
 def card_settings_changed(session: Session, fingerprint: str) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Retention
 from app.domain.devices import drop_oldest_device_logs
-from app.models import DeviceLog, IdempotencyRecord, OutboxEvent
+from app.models import DeviceLog, GoogleCallbackNonce, IdempotencyRecord, OutboxEvent
 
 
 def prune_expired(session: Session, retention: Retention, now: datetime) -> dict[str, int]:
@@ -27,4 +27,7 @@ def prune_expired(session: Session, retention: Retention, now: datetime) -> dict
         "device_logs": session.execute(delete(DeviceLog).where(
             DeviceLog.created_at < older_than(retention.device_log_days))).rowcount
         + drop_oldest_device_logs(session, retention.device_log_max_lines),
+        # a callback this old has expired (its expTimeMillis) and is refused anyway: its nonce guards nothing
+        "google_callback_nonces": session.execute(delete(GoogleCallbackNonce).where(
+            GoogleCallbackNonce.received_at < older_than(retention.idempotency_days))).rowcount,
     }

@@ -157,7 +157,7 @@ def test_jobs_run_due_as_of_an_instant_runs_what_is_due_then_and_is_idempotent(s
     assert surviving(schedule_app, rows) == {"dead", "device_log"}
     assert again.exit_code == 0  # due again (the real clock's next run is before `later`), and changes nothing
     assert json.loads(again.output)["prune_retention"] == {"idempotency_records": 0, "outbox_events": 0,
-                                                          "device_logs": 0}
+                                                          "device_logs": 0, "google_callback_nonces": 0}
     status = CliRunner().invoke(cli, ["jobs", "status"], env=private_env)
     assert "prune_retention" in [row["name"] for row in json.loads(status.output)]
 
