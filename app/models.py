@@ -220,6 +220,9 @@ class Member(Base):
     # The version before: when both share a second, If-Modified-Since cannot tell them apart (passupdates.py).
     pass_previous_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     personalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Apple Wallet registrations of the card now (app/domain/devices.py keeps it): `wallets.apple` without a count
+    # query on every member answer
+    apple_devices: Mapped[int] = mapped_column(Integer, default=0)
     # Google's save/delete callbacks say whether the card is in someone's Google Wallet (app/google/callbacks.py)
     google_saved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Deleted on request (GDPR, APPI, PIPA): personal data anonymised, the ledger kept, the pass voided.

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import or_, select
 
-from app.domain.devices import is_push_token
+from app.domain.devices import forget_push_tokens, is_push_token
 from app.models import DeviceRegistration, Member, OutboxEvent, Program
 from app.services import app_config, services
 from workers.apns import PushResult, shared_client
@@ -64,7 +64,7 @@ def push_cards(session, events: list[CardPush]) -> dict[int, CardOutcome]:
         pushed = [(device, next(results)) for device in devices[event.id]]
         outcomes[event.id] = _card_outcome(pushed, topic_accepted=client.has_accepted(topic), gone=gone)
     if gone:
-        session.execute(delete(DeviceRegistration).where(DeviceRegistration.push_token.in_(gone)))
+        forget_push_tokens(session, gone)
     return outcomes
 
 
@@ -147,7 +147,7 @@ def _push(session, devices) -> list[tuple[int, PushResult]]:
     _refuse_misconfigured(results, topic_accepted=client.has_accepted(topic))
     gone = {result.token for result in results if result.outcome == "unregistered"}
     if gone:
-        session.execute(delete(DeviceRegistration).where(DeviceRegistration.push_token.in_(gone)))
+        forget_push_tokens(session, gone)
     return [(device.id, result) for device, result in zip(devices, results, strict=True) if result.outcome == "retry"]
 
 

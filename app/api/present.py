@@ -25,7 +25,8 @@ def member_json(member: Member) -> dict:
         "serial_number": member.serial_number, "barcode_value": member.barcode_token,
         "referral_code": member.referral_code, "apple_pass_url": apple_pass_url(member),
         "google_save_url": google_save_url(app_config(), member), "created_at": member.created_at,
-        "wallets": {"google": {"saved": member.google_saved}},
+        "wallets": {"apple": {"installed": member.apple_devices > 0, "devices": member.apple_devices},
+                    "google": {"saved": member.google_saved}},
     }
 
 

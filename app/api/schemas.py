@@ -251,7 +251,14 @@ class GoogleWalletOut(Schema):
                                              "callbacks)"})
 
 
+class AppleWalletOut(Schema):
+    installed = Boolean(metadata={"description": "Registered on at least one device for updates (approximate: "
+                                                 "turning automatic updates off unregisters too)"})
+    devices = Integer(metadata={"description": "How many devices are registered for the card's updates"})
+
+
 class WalletsOut(Schema):
+    apple = Nested(AppleWalletOut)
     google = Nested(GoogleWalletOut)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.domain.event_data import member_event
@@ -46,6 +46,8 @@ def register_device(session: Session, member: Member, device_id: str, push_token
     session.add(DeviceRegistration(device_library_id=device_id, push_token=push_token, member_id=member.id))
     if first:  # approximate: Wallet also unregisters when automatic updates are turned off, and registers again
         emit(session, **member_event("pass.installed", member, wallet="apple"))
+    session.flush()
+    recount_devices(session, [member.id])
     return True
 
 
@@ -54,6 +56,24 @@ def unregister_device(session: Session, member: Member, device_id: str) -> None:
                                                                DeviceRegistration.member_id == member.id)).rowcount
     if removed and not _has_registrations(session, member):  # approximate, as for pass.installed
         emit(session, **member_event("pass.removed", member, wallet="apple"))
+    if removed:
+        recount_devices(session, [member.id])
+
+
+def forget_push_tokens(session: Session, tokens: set[str]) -> None:
+    """Registrations whose push token Apple called unregistered: deleted, and their cards' counts kept true."""
+    members = session.scalars(select(DeviceRegistration.member_id).distinct()
+                              .where(DeviceRegistration.push_token.in_(tokens))).all()
+    session.execute(delete(DeviceRegistration).where(DeviceRegistration.push_token.in_(tokens)))
+    recount_devices(session, members)
+
+
+def recount_devices(session: Session, member_ids: list[int]) -> None:
+    """`members.apple_devices` from the rows, in one UPDATE: a count that cannot drift, whoever changed them."""
+    if member_ids:
+        count = select(func.count()).where(DeviceRegistration.member_id == Member.id).scalar_subquery()
+        session.execute(update(Member).where(Member.id.in_(member_ids)).values(apple_devices=count)
+                        .execution_options(synchronize_session="fetch"))
 
 
 def _has_registrations(session: Session, member: Member) -> bool:

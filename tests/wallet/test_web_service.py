@@ -181,3 +181,19 @@ def test_register_and_log_accept_json_sent_without_a_content_type(app, client, c
     assert response.status_code == 201
     assert serials(client, card["device"]).get_json()["serialNumbers"] == [card["serial"]]
     assert client.post("/wallet/v1/log", data=json.dumps({"logs": ["plain text body"]})).status_code == 200
+
+
+def test_the_member_says_on_how_many_devices_the_card_is(client, card):
+    def apple_wallet():
+        member = client.get(f"/api/v1/members/{card['member']['id']}",
+                            headers={"Authorization": f"Bearer {card['key']}"})
+        return member.get_json()["wallets"]["apple"]
+
+    assert apple_wallet() == {"installed": False, "devices": 0}
+    register(client, card)
+    second = {**card, "device": uuid.uuid4().hex}
+    register(client, second)
+    assert apple_wallet() == {"installed": True, "devices": 2}
+    client.delete(f"/wallet/v1/devices/{card['device']}/registrations/{TEST_PASS_TYPE_ID}/{card['serial']}",
+                  headers={"Authorization": f"ApplePass {card['token']}"})
+    assert apple_wallet() == {"installed": True, "devices": 1}
