@@ -68,6 +68,8 @@ def document_api(spec: dict) -> dict:
                 operation["responses"]["429"] = _problem_response(429)
             if "requestBody" in operation:
                 operation["requestBody"]["required"] = _refuses_empty(spec, operation["requestBody"])
+            for parameter in operation.get("parameters", ()):  # query text is refused the same way (app/api/guard.py)
+                _storable_strings({"properties": {"parameter": parameter.get("schema", {})}})
     return spec
 
 

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from app.untrusted import STORABLE_TEXT_PATTERN
 from tests.factories import earn, make_member, make_merchant, make_program
 
 CONTRACT_OPERATIONS = {
@@ -171,3 +172,10 @@ def test_points_may_be_a_json_number_without_a_fraction(app, client):
     assert earn(client, key, member["id"], points=40.0).status_code == 201
     assert earn(client, key, member["id"], points=40.5).status_code == 422
     assert earn(client, key, member["id"], points="40").status_code == 422
+
+
+def test_query_text_says_it_refuses_nul_like_body_text(spec):
+    """app/api/guard.py refuses a NUL in query text (422): the schema says so, so a client (or schemathesis) knows."""
+    parameters = {parameter["name"]: parameter["schema"]
+                  for parameter in spec["paths"]["/api/v1/programs/{program_id}/members"]["get"]["parameters"]}
+    assert parameters["q"]["pattern"] == parameters["tier"]["pattern"] == STORABLE_TEXT_PATTERN
