@@ -75,7 +75,7 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)
     signer = _signer(config)
     install_metrics(app)  # first of the request hooks, so the rate limiter's early answers are timed too
-    engine = make_engine(config.database_url, hide_parameters=not config.testing)
+    engine = make_engine(config.database_url, hide_parameters=not config.testing, pool_size=config.database_pool_size)
     sessions = make_session_factory(engine)
     app.extensions[EXTENSION] = Services(config=config, engine=engine, sessions=sessions, signer=signer,
                                          signer_id=signer_id(signer), card_assets=CardAssetsCache(),

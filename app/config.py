@@ -90,6 +90,7 @@ class FcmConfig:
 @dataclass(frozen=True)
 class Config:
     database_url: str
+    database_pool_size: int  # DATABASE_POOL_SIZE: connections a process keeps open (20 more in a burst)
     redis_url: str | None
     host: str
     port: int
@@ -139,6 +140,7 @@ def load_config(environ: dict | None = None) -> Config:
         raise ConfigError(f"REDIS_URL: expected redis://host:port/db, got {redis_url!r}")
     return Config(
         database_url=_normalise_database_url(database_url),
+        database_pool_size=_count_setting(env, "DATABASE_POOL_SIZE", 10, maximum=1000),
         redis_url=redis_url,
         host=host,
         port=port,

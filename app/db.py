@@ -13,7 +13,7 @@ class Base(DeclarativeBase):
     pass
 
 
-def make_engine(database_url: str, hide_parameters: bool = True) -> Engine:
+def make_engine(database_url: str, hide_parameters: bool = True, pool_size: int = 10) -> Engine:
     """SQLite gets WAL and a busy timeout so the embedded worker thread and requests can share it. Bound
     parameters (tokens, push tokens) stay out of error messages and tracebacks unless a test asks for them."""
     if database_url.startswith("sqlite"):
@@ -27,7 +27,7 @@ def make_engine(database_url: str, hide_parameters: bool = True) -> Engine:
         return engine
     # No pre-ping (a round trip per checkout): connections are replaced after 5 minutes instead, and one that
     # died meanwhile (a database restart) fails its request once; SQLAlchemy then invalidates the whole pool.
-    return create_engine(database_url, pool_pre_ping=False, pool_recycle=300, pool_size=10, max_overflow=20,
+    return create_engine(database_url, pool_pre_ping=False, pool_recycle=300, pool_size=pool_size, max_overflow=20,
                          hide_parameters=hide_parameters)
 
 

@@ -103,6 +103,9 @@ def test_env(cert_chain, database_url, tmp_path_factory) -> dict:
         "RATE_LIMIT_DEVICE_LOG": "100000/second",
         "RATE_LIMIT_SIGN_IN": "100000/second",
         "RATE_LIMIT_JOIN": "100000/second",
+        # Many test apps live at once (one per module that needs its own settings), each with its own pool: two
+        # idle connections each keep the suite under PostgreSQL's default max_connections of 100.
+        "DATABASE_POOL_SIZE": "2",
         "APPLE_PASS_CERT": str(cert_chain["pass_cert"]),
         "APPLE_PASS_KEY": str(cert_chain["pass_key"]),
         "APPLE_WWDR_CERT": str(cert_chain["wwdr"]),
