@@ -18,6 +18,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from app.config import Config
+from app.domain import sweeps
 from app.domain.retention import prune_expired
 from app.domain.schedule import add_missing_jobs, claim_job, due_jobs, fail_job, finish_job
 from app.models import utcnow
@@ -45,10 +46,16 @@ def prune_retention(session: Session, as_of: datetime, config: Config) -> dict[s
 
 SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("prune_retention", timedelta(minutes=5), prune_retention),
+    PeriodicJob("release_pending_points", timedelta(minutes=15),
+                lambda session, as_of, _: sweeps.release_pending_points(session, as_of)),
+    PeriodicJob("expire_points", timedelta(minutes=15), lambda session, as_of, _: sweeps.expire_points(session, as_of)),
+    PeriodicJob("warn_expiring_points", timedelta(hours=1),
+                lambda session, as_of, _: sweeps.warn_expiring_points(session, as_of)),
+    PeriodicJob("review_tiers", timedelta(hours=1), lambda session, as_of, _: sweeps.review_tiers(session, as_of)),
     # The loyalty engine's jobs go here, one line each, as they land (issue 11):
     #   hold expiry:  PeriodicJob("expire_holds", timedelta(minutes=1),
     #                             lambda session, as_of, _: holds.expire_due_holds(session, as_of)),
-    #   and likewise the points expiry sweep, pending-points release, tier review and renewal reminders.
+    #   and likewise renewal reminders.
 )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from app.domain.earnrules import promotion_runs
 from app.domain.members import next_goals
-from app.models import LedgerEntry, Member, Program
+from app.domain.tiers import tier_by_id
+from app.models import LedgerEntry, Member, Program, utcnow
 from app.services import app_config
 
 
@@ -14,13 +16,24 @@ def member_json(member: Member) -> dict:
         "external_id": member.external_id, "locale": member.locale,
         "points_balance": member.points_balance, "held_points": member.held_points,
         "available_points": member.available_points,
-        "lifetime_points": member.lifetime_points, "tier": member.tier.name if member.tier else None,
+        "lifetime_points": member.lifetime_points, "pending_points": member.pending_points,
+        "expiring": {"points": member.next_expiry_points, "expires_at": member.next_expiry_at}
+        if member.next_expiry_at else None,
+        "tier": member.tier.name if member.tier else None,
+        "tier_benefits": {"multiplier": member.tier.multiplier, "perks": member.tier.perks} if member.tier else None,
+        "tier_qualifying": member.qualifying_total, "tier_review_at": member.tier_review_at,
+        "tier_override": _override(member),
         "next_tier": upcoming_tier._asdict() if upcoming_tier else None,
         "next_reward": upcoming_reward._asdict() if upcoming_reward else None,
         "serial_number": member.serial_number, "barcode_value": member.barcode_token,
         "referral_code": member.referral_code, "apple_pass_url": apple_pass_url(member),
         "google_save_url": None, "created_at": member.created_at,
     }
+
+
+def _override(member: Member) -> dict | None:
+    tier = tier_by_id(member.program, member.tier_override_id)
+    return {"tier": tier.name, "until": member.tier_override_until} if tier else None
 
 
 def apple_pass_url(member: Member) -> str:
@@ -40,9 +53,24 @@ def program_json(program: Program, image_names: list[str]) -> dict:
                      "label_color": program.label_color, "logo_text": program.logo_text},
         "tiers": program.tiers, "rewards": [r for r in program.rewards if r.active], "locales": program.locales,
         "barcode_format": program.barcode_format, "terms": program.terms, "program_info": program.program_info,
-        "timezone": program.timezone, "images": sorted(image_names), "created_at": program.created_at,
+        "timezone": program.timezone, "type": program.type,
+        "expiry": {"policy": program.expiry_policy, "days": program.expiry_days, "warn_days": program.expiry_warn_days},
+        "pending_days": program.pending_days,
+        "earn_rules": {"minimum_spend": None, "category_multipliers": {}, "excluded_categories": [],
+                       **(program.earn_rules or {})},
+        "promotions": [{**promotion, "active": promotion_runs(program, promotion, utcnow())}
+                       for promotion in program.promotions or ()],
+        "bonus_actions": program.bonus_actions or {},
+        "tier_rules": {"basis": program.tier_basis, "window_months": program.tier_window_months,
+                       "grace_days": program.tier_grace_days},
+        "images": sorted(image_names), "created_at": program.created_at,
     }
 
 
-def transaction_json(entry: LedgerEntry, member: Member, shortfall: int = 0) -> dict:
-    return {"transaction": entry, "member": member_json(member), "shortfall": shortfall}
+def transaction_json(entry: LedgerEntry, member: Member, shortfall: int = 0, rules: list[dict] | None = None) -> dict:
+    return {"transaction": entry, "member": member_json(member), "shortfall": shortfall,
+            "rules": rules if rules is not None else _entry_rules(entry)}
+
+
+def _entry_rules(entry: LedgerEntry) -> list[dict]:
+    return [{"rule": entry.kind, "detail": entry.rule, "multiplier": None}] if entry.rule else []

@@ -6,12 +6,15 @@ import re
 from decimal import Decimal as D
 
 from apiflask import Schema
-from apiflask.fields import Boolean, DateTime, Decimal, Email, Field, File, Integer, List, Nested, String
+from apiflask.fields import Boolean, DateTime, Decimal, Dict, Email, Field, File, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
+from app.domain.bonuses import BONUS_KINDS, CAP_PERIODS
 from app.domain.calendar import is_time_zone
-from app.domain.ledger import MAX_POINTS, ROUNDING
+from app.domain.earnrules import ROUNDING, WEEKDAYS
+from app.domain.ledger import MAX_POINTS
+from app.domain.lots import EXPIRY_POLICIES
 from app.untrusted import MAX_ID
 from passes.images import UPLOAD_KINDS
 from passes.storecard import BARCODE_FORMATS
@@ -45,14 +48,15 @@ class DecimalOut(Decimal):
     """Decimals leave as strings ("12.50"): exact, unlike a JSON number."""
 
     def __init__(self, **kwargs):
-        super().__init__(as_string=True, metadata={"type": "string", "format": "decimal"}, **kwargs)
+        metadata = {"type": "string", "format": "decimal", **kwargs.pop("metadata", {})}
+        super().__init__(as_string=True, metadata=metadata, **kwargs)
 
 
-def _exactly_one(data: dict, fields: tuple[str, str]) -> None:
+def _exactly_one(data: dict, fields: tuple[str, ...]) -> None:
     """The check behind EXACTLY_ONE (which /openapi.json states as a oneOf)."""
-    first, second = fields
-    if (first in data) == (second in data):
-        raise ValidationError(f"Give exactly one of {first} or {second}.", second if second in data else first)
+    given = [name for name in fields if name in data]
+    if len(given) != 1:
+        raise ValidationError(f"Give exactly one of {', '.join(fields)}.", given[-1] if given else fields[0])
 
 
 class WholeNumber(Integer):
@@ -115,7 +119,60 @@ class BrandingIn(Schema):
 class TierIn(Schema):
     id = _id(metadata={"description": "An existing tier to change in place; omit for a new tier"})
     name = String(required=True, validate=Length(1, 60))
-    threshold = WholeNumber(required=True, validate=Range(min=0, max=MAX_POINTS))
+    threshold = WholeNumber(required=True, validate=Range(min=0, max=MAX_POINTS), metadata={
+        "description": "Points earned (or money spent, with tier_rules.basis spend) within the tier window"})
+    multiplier = DecimalText(high=100, places=2, metadata={"description": "Earn multiplier on money, default 1"})
+    perks = String(validate=Length(max=500), allow_none=True, metadata={"description": "Shown on the card"})
+
+
+class ExpiryIn(Schema):
+    policy = String(required=True, validate=OneOf(EXPIRY_POLICIES))
+    days = WholeNumber(validate=Range(min=0, max=3650), allow_none=True, metadata={
+        "description": "rolling_days: days after each earn (required); end_of_month/end_of_year: the period "
+                       "that this many days after the earn falls in"})
+    warn_days = WholeNumber(validate=Range(min=0, max=365), metadata={
+        "description": "points.expiring fires this many days ahead (default 14)"})
+
+    @validates_schema
+    def _rolling_needs_days(self, data, **_):
+        if data.get("policy") == "rolling_days" and not data.get("days"):
+            raise ValidationError("rolling_days needs days of at least 1.", "days")
+
+
+class EarnRulesIn(Schema):
+    minimum_spend = DecimalText(high=1_000_000, places=2, allow_none=True, metadata={
+        "description": "A purchase below this earns nothing"})
+    category_multipliers = Dict(keys=String(validate=Length(1, 60)), values=DecimalText(high=100, places=2),
+                                validate=Length(max=50), metadata={"example": {"coffee": "2"}})
+    excluded_categories = List(String(validate=Length(1, 60)), validate=Length(max=50))
+
+
+class PromotionIn(Schema):
+    name = String(required=True, validate=Length(1, 60))
+    multiplier = DecimalText(high=100, places=2, required=True, metadata={"example": "2"})
+    starts_at = DateTime(allow_none=True, metadata={"description": "ISO 8601; UTC when no offset is given"})
+    ends_at = DateTime(allow_none=True)
+    days_of_week = List(String(validate=OneOf(WEEKDAYS)), validate=Length(max=7), metadata={
+        "description": "Only on these days of the program's calendar; every day when absent"})
+
+
+class BonusActionIn(Schema):
+    points = _points(required=True)
+    cap = WholeNumber(validate=Range(min=1, max=10_000), allow_none=True, metadata={
+        "description": "At most this many per member (per `per`)"})
+    per = String(validate=OneOf(CAP_PERIODS), metadata={"description": "The cap's period, default ever"})
+
+
+BonusActionsIn = Schema.from_dict({kind: Nested(BonusActionIn, allow_none=True) for kind in BONUS_KINDS},
+                                  name="BonusActionsIn")
+
+
+class TierRulesIn(Schema):
+    basis = String(validate=OneOf(("points", "spend")), metadata={
+        "description": "points earned or money spent in the window (default points)"})
+    window_months = WholeNumber(validate=Range(min=1, max=120), metadata={"description": "default 12"})
+    grace_days = WholeNumber(validate=Range(min=0, max=3650), metadata={
+        "description": "Days after the review date before a downgrade (default 30)"})
 
 
 class ProgramIn(Schema):
@@ -133,6 +190,13 @@ class ProgramIn(Schema):
     timezone = String(validate=[Length(1, 64), _time_zone], metadata={
         "example": "Asia/Tokyo", "description": "IANA time zone of the program's calendar (month ends, days); "
                                                 "default UTC"})
+    expiry = Nested(ExpiryIn)
+    pending_days = WholeNumber(validate=Range(min=0, max=365), metadata={
+        "description": "Earned points become spendable this many days later (a returns window); 0: at once"})
+    earn_rules = Nested(EarnRulesIn)
+    promotions = List(Nested(PromotionIn), validate=Length(max=20))
+    bonus_actions = Nested(BonusActionsIn)
+    tier_rules = Nested(TierRulesIn)
 
 
 class ProgramPatch(ProgramIn):
@@ -143,6 +207,41 @@ class TierOut(Schema):
     id = Integer()
     name = String()
     threshold = Integer()
+    multiplier = DecimalOut()
+    perks = String(allow_none=True)
+
+
+class ExpiryOut(Schema):
+    policy = String()
+    days = Integer(allow_none=True)
+    warn_days = Integer()
+
+
+class EarnRulesOut(Schema):
+    minimum_spend = String(allow_none=True)
+    category_multipliers = Dict(keys=String(), values=String())
+    excluded_categories = List(String())
+
+
+class PromotionOut(Schema):
+    name = String()
+    multiplier = String()
+    starts_at = String(allow_none=True)
+    ends_at = String(allow_none=True)
+    days_of_week = List(String(), allow_none=True)
+    active = Boolean(metadata={"description": "Running now"})
+
+
+class BonusActionOut(Schema):
+    points = Integer()
+    cap = Integer(allow_none=True)
+    per = String()
+
+
+class TierRulesOut(Schema):
+    basis = String()
+    window_months = Integer()
+    grace_days = Integer()
 
 
 class RewardIn(Schema):
@@ -184,6 +283,13 @@ class ProgramOut(Schema):
     terms = String(allow_none=True)
     program_info = String(allow_none=True)
     timezone = String()
+    type = String()
+    expiry = Nested(ExpiryOut)
+    pending_days = Integer()
+    earn_rules = Nested(EarnRulesOut)
+    promotions = List(Nested(PromotionOut))
+    bonus_actions = Dict(keys=String(), values=Nested(BonusActionOut))
+    tier_rules = Nested(TierRulesOut)
     images = List(String())
     created_at = DateTime()
 
@@ -217,6 +323,21 @@ class GoalOut(Schema):
     points_needed = Integer()
 
 
+class ExpiringOut(Schema):
+    points = Integer()
+    expires_at = DateTime()
+
+
+class TierBenefitsOut(Schema):
+    multiplier = DecimalOut()
+    perks = String(allow_none=True)
+
+
+class TierOverrideOut(Schema):
+    tier = String()
+    until = DateTime(allow_none=True)
+
+
 class MemberOut(Schema):
     id = Integer()
     program_id = Integer()
@@ -228,7 +349,13 @@ class MemberOut(Schema):
     held_points = Integer()
     available_points = Integer()
     lifetime_points = Integer()
+    pending_points = Integer(metadata={"description": "Earned, spendable once the returns window passes"})
+    expiring = Nested(ExpiringOut, allow_none=True, metadata={"description": "The soonest points to expire"})
     tier = String(allow_none=True)
+    tier_benefits = Nested(TierBenefitsOut, allow_none=True)
+    tier_qualifying = DecimalOut(metadata={"description": "Points earned (or money spent) in the tier window"})
+    tier_review_at = DateTime(allow_none=True, metadata={"description": "When the tier is next reviewed"})
+    tier_override = Nested(TierOverrideOut, allow_none=True)
     next_tier = Nested(GoalOut, allow_none=True)
     next_reward = Nested(GoalOut, allow_none=True)
     serial_number = String()
@@ -244,13 +371,22 @@ class LookupOut(MemberOut):
 
 
 # Request bodies that take exactly one of two fields: schema name -> the two fields.
-EXACTLY_ONE = {"EarnIn": ("amount", "points"), "RedeemIn": ("points", "reward_id")}
+EXACTLY_ONE = {"EarnIn": ("amount", "points", "items"), "RedeemIn": ("points", "reward_id")}
+
+
+class LineItemIn(Schema):
+    sku = String(validate=Length(1, 64), allow_none=True)
+    category = String(validate=Length(1, 60), allow_none=True)
+    amount = DecimalText(high=1_000_000, places=2, required=True, metadata={"description": "Unit price"})
+    quantity = WholeNumber(validate=Range(min=1, max=10_000), load_default=1)
 
 
 class EarnIn(Schema):
     amount = DecimalText(high=1_000_000_000, places=2, metadata={
         "description": "Money spent, converted by the program's points_per_unit (rounded down by default)"})
     points = _points()
+    items = List(Nested(LineItemIn), validate=Length(1, 200), metadata={
+        "description": "Line items, under the program's category multipliers and exclusions"})
     reference = String(validate=Length(1, 200), allow_none=True, metadata={"description": "e.g. the order id"})
     reason = String(validate=Length(1, 200), allow_none=True)
 
@@ -299,13 +435,39 @@ class TransactionOut(Schema):
     reward_id = Integer(allow_none=True)
     reverses_id = Integer(allow_none=True)
     shortfall = Integer()
+    rule = String(allow_none=True, metadata={"description": "The rules that produced it"})
+    expires_at = DateTime(allow_none=True)
+    pending_until = DateTime(allow_none=True)
     created_at = DateTime()
+
+
+class AppliedRuleOut(Schema):
+    rule = String(metadata={"description": "base_rate, category_multiplier, excluded_category, minimum_spend, "
+                                           "tier_multiplier, promotion, rounding or bonus"})
+    detail = String()
+    multiplier = String(allow_none=True)
 
 
 class TransactionResult(Schema):
     transaction = Nested(TransactionOut)
     member = Nested(MemberOut)
     shortfall = Integer(metadata={"description": "Reversed points the member had already spent"})
+    rules = List(Nested(AppliedRuleOut), metadata={"description": "How an earn was computed, in order"})
+
+
+class BonusEventIn(Schema):
+    kind = String(required=True, validate=OneOf(BONUS_KINDS))
+    reference = String(validate=Length(1, 200), allow_none=True)
+
+
+class TierOverrideIn(Schema):
+    tier_id = _id(required=True, allow_none=True, metadata={"description": "null ends the override now"})
+    until = DateTime(allow_none=True, metadata={"description": "Required with a tier: an override always ends"})
+
+    @validates_schema
+    def _ends(self, data, **_):
+        if data.get("tier_id") is not None and data.get("until") is None:
+            raise ValidationError("An override needs an end date.", "until")
 
 
 class PageQuery(Schema):

@@ -58,3 +58,15 @@ def period_end(zone: ZoneInfo, instant: datetime, period: str) -> datetime:
 def local_weekday(zone: ZoneInfo, instant: datetime) -> int:
     """Monday 0 ... Sunday 6, on the program's calendar."""
     return instant.astimezone(zone).weekday()
+
+
+def add_months(zone: ZoneInfo, instant: datetime, months: int) -> datetime:
+    """The same local wall time `months` later, on the program's calendar; a day the month lacks becomes its last
+    day (31 Jan + 1 month = 28 or 29 Feb; 29 Feb + 12 months = 28 Feb)."""
+    local = instant.astimezone(zone)
+    index = local.year * 12 + local.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    following = datetime(year + (month == 12), month % 12 + 1, 1)
+    last_day = (following - timedelta(days=1)).day
+    return local.replace(year=year, month=month, day=min(local.day, last_day), tzinfo=zone)

@@ -1,0 +1,107 @@
+"""The loyalty engine: credits become lots (lot_remaining, expires_at, pending_until on ledger_entries, and
+lot_consumptions), expiry and pending policies, earn rules, promotions, bonus actions and tier rules on programs,
+tier multipliers and perks, and the member's earned tier, review date, override end, pending points and next
+expiry. Every member's existing balance becomes one opening lot that never expires.
+
+Revision ID: 0017
+Revises: 0012
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = '0017'
+down_revision = '0012'
+branch_labels = None
+depends_on = None
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+_WHEN = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('programs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('type', sa.String(length=8), nullable=False, server_default='points'))
+        batch_op.add_column(sa.Column('expiry_policy', sa.String(length=16), nullable=False,
+                                      server_default='never'))
+        batch_op.add_column(sa.Column('expiry_days', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('expiry_warn_days', sa.Integer(), nullable=False, server_default='14'))
+        batch_op.add_column(sa.Column('pending_days', sa.Integer(), nullable=False, server_default='0'))
+        batch_op.add_column(sa.Column('earn_rules', sa.JSON(), nullable=False, server_default='{}'))
+        batch_op.add_column(sa.Column('promotions', sa.JSON(), nullable=False, server_default='[]'))
+        batch_op.add_column(sa.Column('bonus_actions', sa.JSON(), nullable=False, server_default='{}'))
+        batch_op.add_column(sa.Column('tier_basis', sa.String(length=8), nullable=False, server_default='points'))
+        batch_op.add_column(sa.Column('tier_window_months', sa.Integer(), nullable=False, server_default='12'))
+        batch_op.add_column(sa.Column('tier_grace_days', sa.Integer(), nullable=False, server_default='30'))
+    with op.batch_alter_table('tiers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('multiplier', sa.Numeric(precision=6, scale=2), nullable=False,
+                                      server_default='1'))
+        batch_op.add_column(sa.Column('perks', sa.Text(), nullable=True))
+    with op.batch_alter_table('members', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('tier_override_until', _WHEN, nullable=True))
+        batch_op.add_column(sa.Column('earned_tier_id', _ID, nullable=True))
+        batch_op.add_column(sa.Column('tier_review_at', _WHEN, nullable=True))
+        batch_op.add_column(sa.Column('qualifying_total', sa.Numeric(precision=14, scale=2), nullable=False,
+                                      server_default='0'))
+        batch_op.add_column(sa.Column('pending_points', sa.Integer(), nullable=False, server_default='0'))
+        batch_op.add_column(sa.Column('next_expiry_at', _WHEN, nullable=True))
+        batch_op.add_column(sa.Column('next_expiry_points', sa.Integer(), nullable=False, server_default='0'))
+        batch_op.add_column(sa.Column('expiry_warned_through', _WHEN, nullable=True))
+        batch_op.create_foreign_key('fk_members_earned_tier_id_tiers', 'tiers', ['earned_tier_id'], ['id'])
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('rule', sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column('lot_remaining', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('expires_at', _WHEN, nullable=True))
+        batch_op.add_column(sa.Column('pending_until', _WHEN, nullable=True))
+        batch_op.create_index('ix_ledger_lots_expiry', ['expires_at'], unique=False)
+        batch_op.create_index('ix_ledger_lots_pending', ['pending_until'], unique=False)
+    op.create_table(
+        'lot_consumptions',
+        sa.Column('id', _ID, nullable=False),
+        sa.Column('entry_id', _ID, nullable=False),
+        sa.Column('lot_id', _ID, nullable=False),
+        sa.Column('points', sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(['entry_id'], ['ledger_entries.id']),
+        sa.ForeignKeyConstraint(['lot_id'], ['ledger_entries.id']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_lot_consumptions_entry_id', 'lot_consumptions', ['entry_id'], unique=False)
+    op.create_index('ix_lot_consumptions_lot_id', 'lot_consumptions', ['lot_id'], unique=False)
+    _opening_lots()
+
+
+def _opening_lots() -> None:
+    """One lot per member holding the whole balance, on an entry of 0 points (the points are already in the
+    ledger): it never expires, so nobody loses what they earned before expiry existed. Members start at their
+    earned tier as it stands."""
+    op.execute(
+        "INSERT INTO ledger_entries (member_id, merchant_id, kind, points, balance_after, reason, rule, shortfall, "
+        "lot_remaining, created_at) "
+        "SELECT id, merchant_id, 'adjust', 0, points_balance, 'Opening lot: the balance before lots', "
+        "'migration 0017', 0, points_balance, CURRENT_TIMESTAMP FROM members WHERE points_balance > 0")
+    op.execute("UPDATE members SET earned_tier_id = tier_id, qualifying_total = lifetime_points")
+
+
+def downgrade() -> None:
+    op.drop_index('ix_lot_consumptions_lot_id', table_name='lot_consumptions')
+    op.drop_index('ix_lot_consumptions_entry_id', table_name='lot_consumptions')
+    op.drop_table('lot_consumptions')
+    op.execute("DELETE FROM ledger_entries WHERE rule = 'migration 0017'")
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_ledger_lots_pending')
+        batch_op.drop_index('ix_ledger_lots_expiry')
+        batch_op.drop_column('pending_until')
+        batch_op.drop_column('expires_at')
+        batch_op.drop_column('lot_remaining')
+        batch_op.drop_column('rule')
+    with op.batch_alter_table('members', schema=None) as batch_op:
+        batch_op.drop_constraint('fk_members_earned_tier_id_tiers', type_='foreignkey')
+        for column in ('expiry_warned_through', 'next_expiry_points', 'next_expiry_at', 'pending_points',
+                       'qualifying_total', 'tier_review_at', 'earned_tier_id', 'tier_override_until'):
+            batch_op.drop_column(column)
+    with op.batch_alter_table('tiers', schema=None) as batch_op:
+        batch_op.drop_column('perks')
+        batch_op.drop_column('multiplier')
+    with op.batch_alter_table('programs', schema=None) as batch_op:
+        for column in ('tier_grace_days', 'tier_window_months', 'tier_basis', 'bonus_actions', 'promotions',
+                       'earn_rules', 'pending_days', 'expiry_warn_days', 'expiry_days', 'expiry_policy', 'type'):
+            batch_op.drop_column(column)
