@@ -233,7 +233,8 @@ def verify_balances(session: Session) -> list[dict]:
         select(Member.id, Member.points_balance, Member.pending_points, total)
         .outerjoin(sums, sums.c.member_id == Member.id)
         .where(Member.points_balance + Member.pending_points != total)).all()
-    problems = [{"member_id": m, "cached_balance": cached, "pending_points": pending, "ledger_sum": int(summed)}
+    problems = [{"member_id": m, "cached_balance": cached, "pending_points": pending, "ledger_sum": int(summed),
+                 "problem": f"cached balance {cached} + pending {pending} != ledger sum {int(summed)}"}
                 for m, cached, pending, summed in rows]
     return problems + lots.verify_lots(session)
 

@@ -117,5 +117,7 @@ def verify_lots(session: Session) -> list[dict]:
         .outerjoin(sums, sums.c.member_id == Member.id)
         .where((Member.points_balance != lots_spendable) | (Member.pending_points != lots_pending))).all()
     return [{"member_id": member_id, "cached_balance": balance, "open_lots": int(open_lots),
-             "pending_points": pending_points, "pending_lots": int(pending_lots)}
+             "pending_points": pending_points, "pending_lots": int(pending_lots),
+             "problem": f"balance {balance} != open lots {int(open_lots)} or pending {pending_points} != "
+                        f"pending lots {int(pending_lots)}"}
             for member_id, balance, open_lots, pending_points, pending_lots in rows]
