@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
 
 from flask import Response
 from sqlalchemy.dialects import postgresql, sqlite
@@ -11,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from app.card_assets import CardAssets
 from app.config import AppleConfig, Config
+from app.domain import lots
+from app.domain.calendar import last_day, program_zone
 from app.domain.members import next_goals
 from app.domain.passupdates import last_modified
 from app.models import Member, SignedPass, utcnow
@@ -30,10 +33,12 @@ def card_settings_fingerprint(config: Config) -> str:
     return hashlib.sha256("\n".join(settings).encode()).hexdigest()
 
 
-def store_card(member: Member) -> StoreCard:
-    """What the card shows, from the member and program rows."""
+def store_card(member: Member, pending_until: datetime | None = None) -> StoreCard:
+    """What the card shows, from the member and program rows (and, with pending points, the day the first
+    pending lot becomes spendable)."""
     config, program = app_config(), member.program
     upcoming_tier, upcoming_reward = next_goals(member)
+    zone = program_zone(program)
     return StoreCard(
         pass_type_id=config.apple.pass_type_id, team_id=config.apple.team_id,
         serial_number=member.serial_number, authentication_token=member.auth_token,
@@ -47,6 +52,11 @@ def store_card(member: Member) -> StoreCard:
         terms=program.terms, program_info=program.program_info, locales=tuple(program.locales),
         nfc_message=member.barcode_token if config.apple.nfc_public_key else None,
         nfc_encryption_public_key=config.apple.nfc_public_key, voided=member.deleted_at is not None,
+        member_locale=member.locale,
+        expiring=(member.next_expiry_points, last_day(zone, member.next_expiry_at)) if member.next_expiry_at else None,
+        pending=(member.pending_points, pending_until.astimezone(zone).date())
+        if member.pending_points and pending_until else None,
+        promotion=program.shown_promotion, tier_perks=member.tier.perks if member.tier else None,
     )
 
 
@@ -56,7 +66,8 @@ def signed_pass(session: Session, member: Member) -> bytes:
     so any change of content, whatever caused it, is a new pass."""
     shared = services()
     assets = shared.card_assets.get(session, member.program)
-    pass_json, files = store_card_json(store_card(member)), _enrollment_files(member, assets)
+    pending_until = lots.next_release(session, member.id) if member.pending_points else None
+    pass_json, files = store_card_json(store_card(member, pending_until)), _enrollment_files(member, assets)
     key = f"{assets.packager.content_digest(pass_json, files)}:{shared.signer_id}"
     cached = session.get(SignedPass, member.id)
     if cached is not None and cached.cache_key == key:

@@ -99,6 +99,9 @@ class Program(Base):
     # Money-to-points rules (app/domain/earnrules.py): minimum_spend, category_multipliers, excluded_categories
     earn_rules: Mapped[dict] = mapped_column(JSON, default=dict)
     promotions: Mapped[list] = mapped_column(JSON, default=list)  # [{name, multiplier, starts_at?, ends_at?, days?}]
+    # The promotion the cards show ("Double weekend x2"): set when one starts or ends (a design change, so every
+    # card updates), not read from the clock while building a card.
+    shown_promotion: Mapped[str | None] = mapped_column(String(80), nullable=True)
     bonus_actions: Mapped[dict] = mapped_column(JSON, default=dict)  # kind -> {"points", "cap"}
     # Tiers qualify on points earned (or money spent) within the last `tier_window_months`; a member falling
     # short keeps the tier until the review date plus `tier_grace_days` (app/domain/tiers.py).

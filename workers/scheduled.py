@@ -51,6 +51,8 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("expire_points", timedelta(minutes=15), lambda session, as_of, _: sweeps.expire_points(session, as_of)),
     PeriodicJob("warn_expiring_points", timedelta(hours=1),
                 lambda session, as_of, _: sweeps.warn_expiring_points(session, as_of)),
+    PeriodicJob("show_promotions", timedelta(minutes=1),
+                lambda session, as_of, _: sweeps.show_promotions(session, as_of)),
     PeriodicJob("review_tiers", timedelta(hours=1), lambda session, as_of, _: sweeps.review_tiers(session, as_of)),
     # The loyalty engine's jobs go here, one line each, as they land (issue 11):
     #   hold expiry:  PeriodicJob("expire_holds", timedelta(minutes=1),

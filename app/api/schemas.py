@@ -353,7 +353,8 @@ class MemberOut(Schema):
     expiring = Nested(ExpiringOut, allow_none=True, metadata={"description": "The soonest points to expire"})
     tier = String(allow_none=True)
     tier_benefits = Nested(TierBenefitsOut, allow_none=True)
-    tier_qualifying = DecimalOut(places=2, metadata={"description": "Points earned (or money spent) in the tier window"})
+    tier_qualifying = DecimalOut(places=2, metadata={
+        "description": "Points earned (or money spent) in the tier window"})
     tier_review_at = DateTime(allow_none=True, metadata={"description": "When the tier is next reviewed"})
     tier_override = Nested(TierOverrideOut, allow_none=True)
     next_tier = Nested(GoalOut, allow_none=True)

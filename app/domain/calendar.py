@@ -7,7 +7,7 @@ wall time before the jump), so a period never loses its first hour."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -70,3 +70,9 @@ def add_months(zone: ZoneInfo, instant: datetime, months: int) -> datetime:
     following = datetime(year + (month == 12), month % 12 + 1, 1)
     last_day = (following - timedelta(days=1)).day
     return local.replace(year=year, month=month, day=min(local.day, last_day), tzinfo=zone)
+
+
+def last_day(zone: ZoneInfo, end: datetime) -> date:
+    """The last local day of a period that ends (exclusive) at `end`: a lot expiring at midnight on 1 Jul is
+    good through 30 Jun; one expiring at 15:00 on 30 Jun, through 30 Jun too."""
+    return (end - timedelta(microseconds=1)).astimezone(zone).date()

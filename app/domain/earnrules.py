@@ -102,3 +102,9 @@ def promotion_runs(program: Program, promotion: dict, now: datetime) -> bool:
         return False
     days = promotion.get("days_of_week")
     return not days or WEEKDAYS[now.astimezone(program_zone(program)).weekday()] in days
+
+
+def promotion_label(program: Program, now: datetime) -> str | None:
+    """What the cards show while a promotion runs ("Double weekend x2"), or None."""
+    promotion = best_promotion(program, now)
+    return f"{promotion['name']} x{plain(promotion['multiplier'])}" if promotion else None

@@ -39,6 +39,12 @@ def spendable_lots(session: Session, member_id: int) -> list[LedgerEntry]:
         .order_by(LedgerEntry.expires_at.is_(None), LedgerEntry.expires_at, LedgerEntry.id)))
 
 
+def next_release(session: Session, member_id: int) -> datetime | None:
+    """When the member's first pending lot becomes spendable."""
+    return session.scalar(select(func.min(LedgerEntry.pending_until)).where(LedgerEntry.member_id == member_id,
+                                                                            LedgerEntry.lot_remaining > 0))
+
+
 def take(session: Session, entry: LedgerEntry, lots: list[LedgerEntry], points: int) -> int:
     """Take up to `points` from `lots` in their order, on behalf of `entry` (a spend, an expiry, a reversal);
     returns what was taken."""

@@ -8,10 +8,11 @@ from decimal import Decimal
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.domain.earnrules import promotion_label
 from app.domain.errors import InvalidInput, NotFound
 from app.domain.passupdates import design_changed
 from app.domain.tiers import replace_tiers
-from app.models import Program, ProgramImage, Reward
+from app.models import Program, ProgramImage, Reward, utcnow
 
 BRANDING_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
 PROGRAM_FIELDS = ("name", "currency", "points_per_unit", "rounding", "barcode_format", "locales", "terms",
@@ -116,6 +117,7 @@ def _apply_engine_rules(program: Program, data: dict) -> None:
             "excluded_categories": list(rules.get("excluded_categories") or [])}
     if data.get("promotions") is not None:
         program.promotions = [_promotion(n, promotion) for n, promotion in enumerate(data["promotions"])]
+        program.shown_promotion = promotion_label(program, utcnow())
     if data.get("bonus_actions") is not None:
         program.bonus_actions = {kind: {"points": action["points"], "cap": action.get("cap"),
                                         "per": action.get("per", "ever")}

@@ -13,8 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain import ledger
+from app.domain.earnrules import promotion_label
 from app.domain.events import emit
-from app.domain.passupdates import card_changed
+from app.domain.passupdates import card_changed, design_changed
+from app.domain.programs import lock_program
 from app.domain.tiers import members_due_for_review, review_member
 from app.models import LedgerEntry, Member, Program
 
@@ -82,3 +84,18 @@ def review_tiers(session: Session, as_of: datetime) -> dict[str, int]:
             card_changed(session, member)
     session.flush()
     return {"reviewed": len(due), "changed": changed}
+
+
+def show_promotions(session: Session, as_of: datetime) -> dict[str, int]:
+    """A promotion started or ended: the program's cards show the one running now (a design change, so every
+    card updates and reverts by itself)."""
+    changed = 0
+    for program in session.scalars(select(Program).order_by(Program.id)):
+        label = promotion_label(program, as_of)
+        if label != program.shown_promotion:
+            program = lock_program(session, program)
+            program.shown_promotion = label
+            design_changed(session, program)
+            changed += 1
+    session.flush()
+    return {"programs": changed}

@@ -28,6 +28,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('pending_days', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('earn_rules', sa.JSON(), nullable=False, server_default='{}'))
         batch_op.add_column(sa.Column('promotions', sa.JSON(), nullable=False, server_default='[]'))
+        batch_op.add_column(sa.Column('shown_promotion', sa.String(length=80), nullable=True))
         batch_op.add_column(sa.Column('bonus_actions', sa.JSON(), nullable=False, server_default='{}'))
         batch_op.add_column(sa.Column('tier_basis', sa.String(length=8), nullable=False, server_default='points'))
         batch_op.add_column(sa.Column('tier_window_months', sa.Integer(), nullable=False, server_default='12'))
@@ -102,6 +103,6 @@ def downgrade() -> None:
         batch_op.drop_column('perks')
         batch_op.drop_column('multiplier')
     with op.batch_alter_table('programs', schema=None) as batch_op:
-        for column in ('tier_grace_days', 'tier_window_months', 'tier_basis', 'bonus_actions', 'promotions',
+        for column in ('tier_grace_days', 'tier_window_months', 'tier_basis', 'bonus_actions', 'shown_promotion', 'promotions',
                        'earn_rules', 'pending_days', 'expiry_warn_days', 'expiry_days', 'expiry_policy', 'type'):
             batch_op.drop_column(column)
