@@ -255,6 +255,55 @@ def jobs_status() -> None:
         click.echo(json.dumps(schedule_summary(session), indent=2, default=str))
 
 
+@cli.command("import-members")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--program", "program_id", required=True, type=int)
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 10_000))
+def import_members_command(file: Path, program_id: int, batch_size: int) -> None:
+    """Import members from a UTF-8 CSV with a header row: external_id,name,email,phone,locale,points,tier_override
+    (only name required). Streams the file with a progress bar; points become opening balances (`adjust`,
+    reason "import"). Re-running is safe: rows whose external_id the program has are skipped. A bad line is
+    reported (line number and reason) and the import goes on; exit 1 if there was any."""
+    from app.domain.errors import InvalidInput
+    from app.member_csv import import_file
+    with _session() as session:
+        program = _program(session, program_id)
+        try:
+            result = import_file(session, program, file, batch_size=batch_size,
+                                 on_bad_line=lambda bad: click.echo(f"line {bad.line}: {bad.reason}", err=True))
+        except InvalidInput as error:
+            raise click.ClickException(f"{file}: {error}") from None
+    click.echo(json.dumps({"created": result.created, "skipped": result.skipped, "bad_lines": len(result.bad)}))
+    if result.bad:
+        sys.exit(1)
+
+
+@cli.command("export-members")
+@click.option("--program", "program_id", required=True, type=int)
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV file to write (default: standard output).")
+def export_members_command(program_id: int, out_file: Path | None) -> None:
+    """Write the program's members as CSV: the import columns plus id,points_balance,tier,serial_number,
+    created_at (streamed; progress on stderr)."""
+    from app.member_csv import export_file
+    with _session() as session:
+        program = _program(session, program_id)
+        if out_file is None:
+            export_file(session, program, sys.stdout)
+            return
+        with out_file.open("w", encoding="utf-8", newline="") as out:
+            count = export_file(session, program, out)
+    click.echo(json.dumps({"exported": count, "file": str(out_file)}), err=True)
+
+
+def _program(session, program_id: int):
+    from app.models import Program
+    program = session.get(Program, program_id)
+    if program is None:
+        raise click.ClickException(f"no program {program_id}")
+    return program
+
+
 def _instant(text: str | None):
     from datetime import datetime, timezone
     if text is None:

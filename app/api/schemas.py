@@ -11,10 +11,11 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
 from app.domain.bonuses import BONUS_KINDS, CAP_PERIODS
-from app.domain.calendar import is_time_zone
+from app.domain.calendar import is_time_zone, time_zone_names
 from app.domain.earnrules import ROUNDING, WEEKDAYS
 from app.domain.ledger import MAX_POINTS
 from app.domain.lots import EXPIRY_POLICIES
+from app.domain.members import PHONE_PATTERN
 from app.untrusted import MAX_ID
 from passes.images import UPLOAD_KINDS
 from passes.storecard import BARCODE_FORMATS
@@ -187,9 +188,9 @@ class ProgramIn(Schema):
     barcode_format = String(validate=OneOf(tuple(BARCODE_FORMATS)))
     terms = String(validate=Length(max=4000), allow_none=True)
     program_info = String(validate=Length(max=4000), allow_none=True)
-    timezone = String(validate=[Length(1, 64), _time_zone], metadata={
-        "example": "Asia/Tokyo", "description": "IANA time zone of the program's calendar (month ends, days); "
-                                                "default UTC"})
+    timezone = String(validate=_time_zone, metadata={
+        "example": "Asia/Tokyo", "enum": time_zone_names(),
+        "description": "IANA time zone of the program's calendar (month ends, days); default UTC"})
     expiry = Nested(ExpiryIn)
     pending_days = WholeNumber(validate=Range(min=0, max=365), metadata={
         "description": "Earned points become spendable this many days later (a returns window); 0: at once"})
@@ -483,8 +484,6 @@ class TransactionPage(Schema):
 
 
 # --- member and reward lifecycle (issue 11) ---
-# The same grammar as enrolment's phone field (kept as E.164); the integrator keeps one of the two definitions.
-PHONE_PATTERN = r"^\+ ?[1-9](?:[ .()-]{0,2}[0-9]){7,14}$"
 
 
 class PhoneNumber(String):
@@ -523,7 +522,17 @@ class MemberPage(Schema):
     next_before = Integer(allow_none=True, metadata={"description": "Pass as `before` for the next page"})
 
 
+class JsonBoolean(Boolean):
+    """`true` or `false` only: marshmallow's Boolean also takes 1, 0, "yes", "off"..., which the JSON schema in
+    /openapi.json does not allow."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("Must be true or false.")
+        return value
+
+
 class RewardPatch(Schema):
     name = String(validate=Length(1, 120))
     points_cost = _points()
-    active = Boolean(metadata={"description": "false hides it and stops redemptions until set true again"})
+    active = JsonBoolean(metadata={"description": "false hides it and stops redemptions until set true again"})

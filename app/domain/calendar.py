@@ -17,13 +17,19 @@ PERIODS = ("day", "month", "year")
 
 
 @lru_cache(maxsize=1)
-def _zone_names() -> frozenset[str]:
-    return frozenset(available_timezones())
+def time_zone_names() -> list[str]:
+    """Every IANA zone name this system knows, sorted (what /openapi.json lists)."""
+    return sorted(available_timezones())
 
 
 def is_time_zone(name: str) -> bool:
     """An IANA zone name this system knows ("Asia/Tokyo", "UTC"); never a file path or an abbreviation."""
-    return name in _zone_names()
+    return name in _zone_set()
+
+
+@lru_cache(maxsize=1)
+def _zone_set() -> frozenset[str]:
+    return frozenset(time_zone_names())
 
 
 def program_zone(program: Program) -> ZoneInfo:

@@ -18,6 +18,8 @@ from passes.strings import FALLBACK_LOCALE, LOCALES
 
 _WITH_TIERS = joinedload(Member.program).joinedload(Program.tiers)  # a handful of rows, one statement fewer
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
+# An international number with its country code; spaces, dots, dashes and brackets allowed; kept as E.164.
+PHONE_PATTERN = r"^\+ ?[1-9](?:[ .()-]{0,2}[0-9]){7,14}$"
 
 
 def enroll_member(session: Session, program: Program, data: dict) -> Member:
@@ -126,3 +128,10 @@ def _referral_code() -> str:
 
 def _taken(external_id: str) -> Conflict:
     return Conflict(f"A member with external_id {external_id!r} already exists in this program.")
+
+
+def new_member_tokens() -> dict[str, str]:
+    """The random identifiers a new member gets (bulk import makes members without `enroll_member`)."""
+    return {"referral_code": _referral_code(), "serial_number": secrets.token_hex(16),
+            "auth_token": secrets.token_urlsafe(24), "barcode_token": _barcode_token(),
+            "download_token": _card_link_token()}

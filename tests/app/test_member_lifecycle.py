@@ -275,7 +275,7 @@ def test_bad_reward_patches_are_422(app, client):
     key, program = a_program(app, client)
     reward = make_reward(client, key, program["id"])
 
-    body = assert_problem(client.patch(f"/api/v1/rewards/{reward['id']}", json={"points_cost": 0, "name": ""},
-                                       headers=auth(key)), 422)
+    body = assert_problem(client.patch(f"/api/v1/rewards/{reward['id']}", json={"points_cost": 0, "name": "",
+                                                                              "active": 0}, headers=auth(key)), 422)
 
-    assert set(body["errors"]) == {"points_cost", "name"}
+    assert set(body["errors"]) == {"points_cost", "name", "active"}
