@@ -16,10 +16,12 @@ from app.domain import lots
 from app.domain.calendar import last_day, program_zone
 from app.domain.members import next_goals
 from app.domain.passupdates import last_modified
+from app.domain.stamps import open_vouchers
 from app.models import Member, SignedPass, utcnow
 from app.services import app_config, services
 from passes import PassSigner
 from passes.personalization import personalization_files
+from passes.stamps import MAX_STAMPS, stamp_strip
 from passes.storecard import Branding, StoreCard, store_card_json
 
 PKPASS_MIMETYPE = "application/vnd.apple.pkpass"
@@ -33,9 +35,9 @@ def card_settings_fingerprint(config: Config) -> str:
     return hashlib.sha256("\n".join(settings).encode()).hexdigest()
 
 
-def store_card(member: Member, pending_until: datetime | None = None) -> StoreCard:
+def store_card(member: Member, pending_until: datetime | None = None, vouchers: tuple[str, ...] = ()) -> StoreCard:
     """What the card shows, from the member and program rows (and, with pending points, the day the first
-    pending lot becomes spendable)."""
+    pending lot becomes spendable; on a stamp card, the open vouchers)."""
     config, program = app_config(), member.program
     upcoming_tier, upcoming_reward = next_goals(member)
     zone = program_zone(program)
@@ -57,7 +59,12 @@ def store_card(member: Member, pending_until: datetime | None = None) -> StoreCa
         pending=(member.pending_points, pending_until.astimezone(zone).date())
         if member.pending_points and pending_until else None,
         promotion=program.shown_promotion, tier_perks=member.tier.perks if member.tier else None,
+        stamps=(member.stamps, program.stamps_required) if _stamp_card(member) else None, vouchers=vouchers,
     )
+
+
+def _stamp_card(member: Member) -> bool:
+    return member.program.type == "stamps" and bool(member.program.stamps_required)
 
 
 def signed_pass(session: Session, member: Member) -> bytes:
@@ -67,7 +74,9 @@ def signed_pass(session: Session, member: Member) -> bytes:
     shared = services()
     assets = shared.card_assets.get(session, member.program)
     pending_until = lots.next_release(session, member.id) if member.pending_points else None
-    pass_json, files = store_card_json(store_card(member, pending_until)), _enrollment_files(member, assets)
+    vouchers = tuple(v.name for v in open_vouchers(session, member.id)) if _stamp_card(member) else ()
+    pass_json = store_card_json(store_card(member, pending_until, vouchers))
+    files = {**_enrollment_files(member, assets), **_stamp_strip(member)}
     key = f"{assets.packager.content_digest(pass_json, files)}:{shared.signer_id}"
     cached = session.get(SignedPass, member.id)
     if cached is not None and cached.cache_key == key:
@@ -83,6 +92,15 @@ def _store_signed_pass(session: Session, member_id: int, key: str, data: bytes) 
     statement = insert(SignedPass).values(member_id=member_id, cache_key=key, data=data)
     session.execute(statement.on_conflict_do_update(index_elements=[SignedPass.member_id],
                                                     set_={"cache_key": key, "data": data}))
+
+
+def _stamp_strip(member: Member) -> dict[str, bytes]:
+    """A stamp card's strip: its stamps, the collected ones filled (label colour on the background)."""
+    if not _stamp_card(member):
+        return {}
+    program = member.program
+    return stamp_strip(min(program.stamps_required, MAX_STAMPS), min(member.stamps, MAX_STAMPS),
+                       program.background_color, program.label_color)
 
 
 def _enrollment_files(member: Member, assets: CardAssets) -> dict[str, bytes]:

@@ -90,6 +90,8 @@ class Program(Base):
     # IANA zone: month and year ends, days of the week and "this month" are the program's (app/domain/calendar.py)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     type: Mapped[str] = mapped_column(String(8), default="points")  # "points" or "stamps"
+    stamps_required: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a full stamp card
+    stamp_reward: Mapped[str | None] = mapped_column(String(120), nullable=True)  # what a full card's voucher gives
     # When earned points expire (app/domain/expiry.py): never, rolling_days, end_of_month, end_of_year; `days`
     # is the rolling period, or for month/year ends how far after the earn the period ends.
     expiry_policy: Mapped[str] = mapped_column(String(16), default="never")
@@ -190,6 +192,7 @@ class Member(Base):
     # them (old earns leave the window), so an earn queries the exact figure only when it may reach a tier.
     qualifying_total: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
     pending_points: Mapped[int] = mapped_column(Integer, default=0)  # earned, not yet spendable (pending lots)
+    stamps: Mapped[int] = mapped_column(Integer, default=0)  # on the current stamp card (app/domain/stamps.py)
     # The soonest-expiring open lots, kept with the lots so the card and the member need no extra query.
     next_expiry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     next_expiry_points: Mapped[int] = mapped_column(Integer, default=0)
@@ -243,6 +246,7 @@ class LedgerEntry(Base):
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True, index=True)
     shortfall: Mapped[int] = mapped_column(Integer, default=0)  # reversed points the member had already spent
     rule: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the rules that made it ("why?")
+    stamps: Mapped[int] = mapped_column(Integer, default=0)  # stamps it added to a stamp card
     lot_remaining: Mapped[int | None] = mapped_column(Integer, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -260,6 +264,22 @@ class LotConsumption(Base):
 
     entry: Mapped[LedgerEntry] = relationship(foreign_keys=[entry_id])
     lot: Mapped[LedgerEntry] = relationship(foreign_keys=[lot_id])
+
+
+class Voucher(Base):
+    """A reward a full stamp card issued: redeemable once, at the till, with its id."""
+    __tablename__ = "vouchers"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    name: Mapped[str] = mapped_column(String(120))
+    issued_by_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"))  # the stamp that filled the card
+    redeemed_by_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    issued_by: Mapped[LedgerEntry] = relationship(foreign_keys=[issued_by_id])
+    redeemed_by: Mapped[LedgerEntry | None] = relationship(foreign_keys=[redeemed_by_id])
 
 
 class IdempotencyRecord(Base):

@@ -90,6 +90,8 @@ class StoreCard:
     pending: tuple[int, date] | None = None  # points not spendable yet and the day they become so
     promotion: str | None = None  # the promotion running now ("Double weekend x2"), merchant text
     tier_perks: str | None = None  # what the tier gives, merchant text
+    stamps: tuple[int, int] | None = None  # a stamp card: (stamps collected, stamps that fill the card)
+    vouchers: tuple[str, ...] = ()  # rewards full stamp cards issued, not yet used
 
     def __post_init__(self) -> None:
         for name in ("pass_type_id", "team_id", "serial_number", "organization_name",
@@ -204,7 +206,7 @@ def _barcode(card: StoreCard) -> dict:
 
 def _store_card_fields(card: StoreCard) -> dict:
     """Front: balance, then name/tier and the nearest goal (<= 4 fields); the rest on the back."""
-    secondary = [*_member_fields(card), *_tier_fields(card)]
+    secondary = [*_stamp_fields(card), *_member_fields(card), *_tier_fields(card)]
     room = MAX_FRONT_DETAIL_FIELDS - len(secondary)
     auxiliary, back_goals = _place_goals(_goal_fields(card), room)
     return {
@@ -224,6 +226,14 @@ def _balance_field(card: StoreCard) -> dict:
     """Contract: the balance is the bare number with a `%@` change message."""
     return _field("balance", "balance.label", card.points_balance,
                   changeMessage="balance.changed", numberStyle="PKNumberStyleDecimal")
+
+
+def _stamp_fields(card: StoreCard) -> list[dict]:
+    """A stamp card's count, "3/10" (the strip image shows the same)."""
+    if card.stamps is None:
+        return []
+    collected, required = card.stamps
+    return [_field("stamps", "stamps.label", f"{collected}/{required}", changeMessage="stamps.changed")]
 
 
 def _member_fields(card: StoreCard) -> list[dict]:
@@ -276,6 +286,8 @@ def _state_fields(card: StoreCard) -> list[dict]:
         fields.append(_field("promotion", "promotion.label", card.promotion))
     if card.tier_perks:
         fields.append(_field("perks", "perks.label", card.tier_perks))
+    if card.vouchers:
+        fields.append(_field("vouchers", "vouchers.label", "\n".join(card.vouchers)))
     return fields
 
 

@@ -42,6 +42,9 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "pending.label": "Pending points",
         "promotion.label": "Promotion",
         "perks.label": "Tier benefits",
+        "stamps.label": "Stamps",
+        "stamps.changed": "You now have %@ stamps.",
+        "vouchers.label": "Your vouchers",
     },
     "ja": {
         "balance.label": "ポイント",
@@ -72,6 +75,9 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "pending.label": "保留中のポイント",
         "promotion.label": "キャンペーン",
         "perks.label": "ランク特典",
+        "stamps.label": "スタンプ",
+        "stamps.changed": "スタンプが%@個になりました。",
+        "vouchers.label": "お持ちのクーポン",
     },
     "ko": {
         "balance.label": "포인트",
@@ -102,6 +108,9 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "pending.label": "적립 대기 포인트",
         "promotion.label": "프로모션",
         "perks.label": "등급 혜택",
+        "stamps.label": "스탬프",
+        "stamps.changed": "스탬프가 %@개가 되었습니다.",
+        "vouchers.label": "보유 쿠폰",
     },
 }
 

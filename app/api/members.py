@@ -23,7 +23,7 @@ from app.api.schemas import (
 )
 from app.auth import ADMIN, POS, auth, current_caller
 from app.cards import pkpass_response
-from app.domain import bonuses, earnrules, ledger, members, programs, tiers
+from app.domain import bonuses, earnrules, ledger, members, programs, stamps, tiers
 from app.domain.passupdates import card_changed
 from app.models import utcnow
 from app.services import db_session
@@ -62,6 +62,9 @@ def earn(member_id, data):
     `points`. Send an Idempotency-Key."""
     session = db_session()
     member = ledger.get_member_for_update(session, current_caller().merchant_id, member_id)
+    if "stamps" in data:
+        entry = stamps.add_stamps(session, member, data["stamps"], data.get("reference"))
+        return transaction_json(entry, member)
     if "points" in data:
         entry = ledger.earn_points(session, member, data["points"], reference=data.get("reference"),
                                    reason=data.get("reason"), rule="points given")
@@ -83,6 +86,9 @@ def redeem(member_id, data):
     """Spend `points` or a reward's cost; 409 and nothing written when the member has too few."""
     session = db_session()
     member = ledger.get_member_for_update(session, current_caller().merchant_id, member_id)
+    if "voucher_id" in data:
+        entry = stamps.redeem_voucher(session, member, data["voucher_id"], data.get("reference"))
+        return transaction_json(entry, member)
     reward = programs.get_reward(session, member.program_id, data["reward_id"]) if "reward_id" in data else None
     entry = ledger.redeem_points(session, member, data.get("points"), reward=reward,
                                  reference=data.get("reference"), reason=data.get("reason"))

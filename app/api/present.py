@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from app.domain.earnrules import promotion_runs
 from app.domain.members import next_goals
+from app.domain.stamps import open_vouchers
 from app.domain.tiers import tier_by_id
 from app.models import LedgerEntry, Member, Program, utcnow
-from app.services import app_config
+from app.services import app_config, db_session
 
 
 def member_json(member: Member) -> dict:
@@ -17,6 +18,8 @@ def member_json(member: Member) -> dict:
         "points_balance": member.points_balance, "held_points": member.held_points,
         "available_points": member.available_points,
         "lifetime_points": member.lifetime_points, "pending_points": member.pending_points,
+        "stamps": member.stamps,
+        "vouchers": open_vouchers(db_session(), member.id) if member.program.type == "stamps" else [],
         "expiring": {"points": member.next_expiry_points, "expires_at": member.next_expiry_at}
         if member.next_expiry_at else None,
         "tier": member.tier.name if member.tier else None,
@@ -53,7 +56,8 @@ def program_json(program: Program, image_names: list[str]) -> dict:
                      "label_color": program.label_color, "logo_text": program.logo_text},
         "tiers": program.tiers, "rewards": [r for r in program.rewards if r.active], "locales": program.locales,
         "barcode_format": program.barcode_format, "terms": program.terms, "program_info": program.program_info,
-        "timezone": program.timezone, "type": program.type,
+        "timezone": program.timezone, "type": program.type, "stamps_required": program.stamps_required,
+        "stamp_reward": program.stamp_reward,
         "expiry": {"policy": program.expiry_policy, "days": program.expiry_days, "warn_days": program.expiry_warn_days},
         "pending_days": program.pending_days,
         "earn_rules": {"minimum_spend": None, "category_multipliers": {}, "excluded_categories": [],

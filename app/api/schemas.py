@@ -16,8 +16,10 @@ from app.domain.earnrules import ROUNDING, WEEKDAYS
 from app.domain.ledger import MAX_POINTS
 from app.domain.lots import EXPIRY_POLICIES
 from app.domain.members import PHONE_PATTERN
+from app.domain.stamps import MAX_STAMPS_PER_EARN
 from app.untrusted import MAX_ID
 from passes.images import UPLOAD_KINDS
+from passes.stamps import MAX_STAMPS
 from passes.storecard import BARCODE_FORMATS
 from passes.strings import LOCALES
 
@@ -191,6 +193,10 @@ class ProgramIn(Schema):
     timezone = String(validate=_time_zone, metadata={
         "example": "Asia/Tokyo", "enum": time_zone_names(),
         "description": "IANA time zone of the program's calendar (month ends, days); default UTC"})
+    type = String(validate=OneOf(("points", "stamps")), metadata={"description": "default points"})
+    stamps_required = WholeNumber(validate=Range(min=1, max=MAX_STAMPS), metadata={
+        "description": "Stamps that fill a card (stamps programs)"})
+    stamp_reward = String(validate=Length(1, 120), metadata={"description": "What a full card's voucher gives"})
     expiry = Nested(ExpiryIn)
     pending_days = WholeNumber(validate=Range(min=0, max=365), metadata={
         "description": "Earned points become spendable this many days later (a returns window); 0: at once"})
@@ -285,6 +291,8 @@ class ProgramOut(Schema):
     program_info = String(allow_none=True)
     timezone = String()
     type = String()
+    stamps_required = Integer(allow_none=True)
+    stamp_reward = String(allow_none=True)
     expiry = Nested(ExpiryOut)
     pending_days = Integer()
     earn_rules = Nested(EarnRulesOut)
@@ -339,6 +347,12 @@ class TierOverrideOut(Schema):
     until = DateTime(allow_none=True)
 
 
+class VoucherOut(Schema):
+    id = Integer()
+    name = String()
+    created_at = DateTime()
+
+
 class MemberOut(Schema):
     id = Integer()
     program_id = Integer()
@@ -351,6 +365,8 @@ class MemberOut(Schema):
     available_points = Integer()
     lifetime_points = Integer()
     pending_points = Integer(metadata={"description": "Earned, spendable once the returns window passes"})
+    stamps = Integer(metadata={"description": "Stamps on the current card (stamps programs)"})
+    vouchers = List(Nested(VoucherOut), metadata={"description": "Vouchers full stamp cards issued, not yet used"})
     expiring = Nested(ExpiringOut, allow_none=True, metadata={"description": "The soonest points to expire"})
     tier = String(allow_none=True)
     tier_benefits = Nested(TierBenefitsOut, allow_none=True)
@@ -373,7 +389,7 @@ class LookupOut(MemberOut):
 
 
 # Request bodies that take exactly one of two fields: schema name -> the two fields.
-EXACTLY_ONE = {"EarnIn": ("amount", "points", "items"), "RedeemIn": ("points", "reward_id")}
+EXACTLY_ONE = {"EarnIn": ("amount", "points", "items", "stamps"), "RedeemIn": ("points", "reward_id", "voucher_id")}
 
 
 class LineItemIn(Schema):
@@ -389,6 +405,8 @@ class EarnIn(Schema):
     points = _points()
     items = List(Nested(LineItemIn), validate=Length(1, 200), metadata={
         "description": "Line items, under the program's category multipliers and exclusions"})
+    stamps = WholeNumber(validate=Range(min=1, max=MAX_STAMPS_PER_EARN), metadata={
+        "description": "Stamps to add (stamps programs)"})
     reference = String(validate=Length(1, 200), allow_none=True, metadata={"description": "e.g. the order id"})
     reason = String(validate=Length(1, 200), allow_none=True)
 
@@ -400,6 +418,7 @@ class EarnIn(Schema):
 class RedeemIn(Schema):
     points = _points()
     reward_id = _id()
+    voucher_id = _id(metadata={"description": "A voucher a full stamp card issued"})
     reference = String(validate=Length(1, 200), allow_none=True)
     reason = String(validate=Length(1, 200), allow_none=True)
 

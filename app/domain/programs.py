@@ -16,7 +16,7 @@ from app.models import Program, ProgramImage, Reward, utcnow
 
 BRANDING_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
 PROGRAM_FIELDS = ("name", "currency", "points_per_unit", "rounding", "barcode_format", "locales", "terms",
-                  "program_info", "timezone", "pending_days")
+                  "program_info", "timezone", "pending_days", "type", "stamps_required", "stamp_reward")
 
 
 def create_program(session: Session, merchant_id: int, data: dict) -> Program:
@@ -96,6 +96,8 @@ def _apply(program: Program, data: dict) -> None:
     for name, value in (data.get("branding") or {}).items():
         if name in BRANDING_FIELDS:
             setattr(program, name, value)
+    if program.type == "stamps" and not program.stamps_required:
+        raise InvalidInput("stamps_required", "A stamps program needs the number of stamps that fill a card.")
     if program.points_per_unit is not None and Decimal(program.points_per_unit) < 0:
         raise InvalidInput("points_per_unit", "Must not be negative.")
 

@@ -21,6 +21,8 @@ _WHEN = sa.DateTime(timezone=True)
 def upgrade() -> None:
     with op.batch_alter_table('programs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('type', sa.String(length=8), nullable=False, server_default='points'))
+        batch_op.add_column(sa.Column('stamps_required', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('stamp_reward', sa.String(length=120), nullable=True))
         batch_op.add_column(sa.Column('expiry_policy', sa.String(length=16), nullable=False,
                                       server_default='never'))
         batch_op.add_column(sa.Column('expiry_days', sa.Integer(), nullable=True))
@@ -43,6 +45,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('tier_review_at', _WHEN, nullable=True))
         batch_op.add_column(sa.Column('qualifying_total', sa.Numeric(precision=14, scale=2), nullable=False,
                                       server_default='0'))
+        batch_op.add_column(sa.Column('stamps', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('pending_points', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('next_expiry_at', _WHEN, nullable=True))
         batch_op.add_column(sa.Column('next_expiry_points', sa.Integer(), nullable=False, server_default='0'))
@@ -50,6 +53,7 @@ def upgrade() -> None:
         batch_op.create_foreign_key('fk_members_earned_tier_id_tiers', 'tiers', ['earned_tier_id'], ['id'])
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.add_column(sa.Column('rule', sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column('stamps', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('lot_remaining', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('expires_at', _WHEN, nullable=True))
         batch_op.add_column(sa.Column('pending_until', _WHEN, nullable=True))
@@ -67,6 +71,23 @@ def upgrade() -> None:
     )
     op.create_index('ix_lot_consumptions_entry_id', 'lot_consumptions', ['entry_id'], unique=False)
     op.create_index('ix_lot_consumptions_lot_id', 'lot_consumptions', ['lot_id'], unique=False)
+    op.create_table(
+        'vouchers',
+        sa.Column('id', _ID, nullable=False),
+        sa.Column('member_id', _ID, nullable=False),
+        sa.Column('merchant_id', _ID, nullable=False),
+        sa.Column('name', sa.String(length=120), nullable=False),
+        sa.Column('issued_by_id', _ID, nullable=False),
+        sa.Column('redeemed_by_id', _ID, nullable=True),
+        sa.Column('created_at', _WHEN, nullable=False),
+        sa.Column('redeemed_at', _WHEN, nullable=True),
+        sa.ForeignKeyConstraint(['member_id'], ['members.id']),
+        sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id']),
+        sa.ForeignKeyConstraint(['issued_by_id'], ['ledger_entries.id']),
+        sa.ForeignKeyConstraint(['redeemed_by_id'], ['ledger_entries.id']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_vouchers_member_id', 'vouchers', ['member_id'], unique=False)
     _opening_lots()
 
 
@@ -83,6 +104,8 @@ def _opening_lots() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_vouchers_member_id', table_name='vouchers')
+    op.drop_table('vouchers')
     op.drop_index('ix_lot_consumptions_lot_id', table_name='lot_consumptions')
     op.drop_index('ix_lot_consumptions_entry_id', table_name='lot_consumptions')
     op.drop_table('lot_consumptions')
@@ -93,10 +116,11 @@ def downgrade() -> None:
         batch_op.drop_column('pending_until')
         batch_op.drop_column('expires_at')
         batch_op.drop_column('lot_remaining')
+        batch_op.drop_column('stamps')
         batch_op.drop_column('rule')
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_constraint('fk_members_earned_tier_id_tiers', type_='foreignkey')
-        for column in ('expiry_warned_through', 'next_expiry_points', 'next_expiry_at', 'pending_points',
+        for column in ('expiry_warned_through', 'next_expiry_points', 'next_expiry_at', 'pending_points', 'stamps',
                        'qualifying_total', 'tier_review_at', 'earned_tier_id', 'tier_override_until'):
             batch_op.drop_column(column)
     with op.batch_alter_table('tiers', schema=None) as batch_op:
@@ -104,5 +128,5 @@ def downgrade() -> None:
         batch_op.drop_column('multiplier')
     with op.batch_alter_table('programs', schema=None) as batch_op:
         for column in ('tier_grace_days', 'tier_window_months', 'tier_basis', 'bonus_actions', 'shown_promotion', 'promotions',
-                       'earn_rules', 'pending_days', 'expiry_warn_days', 'expiry_days', 'expiry_policy', 'type'):
+                       'earn_rules', 'pending_days', 'expiry_warn_days', 'expiry_days', 'expiry_policy', 'stamp_reward', 'stamps_required', 'type'):
             batch_op.drop_column(column)
