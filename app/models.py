@@ -188,6 +188,9 @@ class Member(Base):
     # override while it lasts, else the higher of this and a paid membership's).
     earned_tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)
     tier_review_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The paid membership in force (app/domain/memberships.py): its tier and when it lapses.
+    membership_tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)
+    membership_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Points earned (or money spent) in the tier window as of the last earn or review: an upper bound between
     # them (old earns leave the window), so an earn queries the exact figure only when it may reach a tier.
     qualifying_total: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
@@ -280,6 +283,23 @@ class Voucher(Base):
 
     issued_by: Mapped[LedgerEntry] = relationship(foreign_keys=[issued_by_id])
     redeemed_by: Mapped[LedgerEntry | None] = relationship(foreign_keys=[redeemed_by_id])
+
+
+class MembershipPeriod(Base):
+    """A paid membership the merchant recorded: it grants `tier_id` from `starts_at` until `ends_at`."""
+    __tablename__ = "membership_periods"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)  # None: the tier was removed
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    remind_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # the renewal reminder is due
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # its tier took effect
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class IdempotencyRecord(Base):

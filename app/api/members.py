@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import timezone
+
 from apiflask import APIBlueprint
 from flask import Response
 
 from app.api.idempotency import idempotent_write
 from app.api.openapi import problems
-from app.api.present import member_json, transaction_json
+from app.api.present import member_json, membership_json, transaction_json
 from app.api.schemas import (
     AdjustIn,
     BonusEventIn,
     EarnIn,
     MemberIn,
     MemberOut,
+    MembershipIn,
+    MembershipList,
+    MembershipOut,
     PageQuery,
     RedeemIn,
     ReverseIn,
@@ -23,7 +28,7 @@ from app.api.schemas import (
 )
 from app.auth import ADMIN, POS, auth, current_caller
 from app.cards import pkpass_response
-from app.domain import bonuses, earnrules, ledger, members, programs, stamps, tiers
+from app.domain import bonuses, earnrules, ledger, members, memberships, programs, stamps, tiers
 from app.domain.passupdates import card_changed
 from app.models import utcnow
 from app.services import db_session
@@ -149,10 +154,44 @@ def tier_override(member_id, data):
     """Give the member a tier by hand until `until` (then their earned tier again); `tier_id` null ends it."""
     session = db_session()
     member = ledger.get_member_for_update(session, current_caller().merchant_id, member_id)
-    tiers.set_override(session, member, data["tier_id"], data.get("until"), utcnow())
+    tiers.set_override(session, member, data["tier_id"], _aware(data.get("until")), utcnow())
     card_changed(session, member)
     session.flush()
     return member_json(member)
+
+
+@bp.post("/members/<int:member_id>/memberships")
+@bp.auth_required(auth, roles=ADMIN)
+@idempotent_write
+@bp.input(MembershipIn, arg_name="data")
+@bp.output(MembershipOut, status_code=201)
+@bp.doc(responses=problems(400, 401, 403, 404, 413, 422))
+def record_membership(member_id, data):
+    """A paid membership period (start, end, amount paid) granting a tier while it runs; a renewal reminder
+    (membership.renewal_due) fires `remind_days` before the end, and the member returns to their earned tier
+    when it lapses."""
+    session = db_session()
+    member = ledger.get_member_for_update(session, current_caller().merchant_id, member_id)
+    period = memberships.record_membership(
+        session, member, tier_id=data["tier_id"], starts_at=_aware(data.get("starts_at")),
+        ends_at=_aware(data["ends_at"]), amount=data["amount"], currency=data.get("currency"), now=utcnow(),
+        remind_days=data["remind_days"])
+    return membership_json(period, member)
+
+
+@bp.get("/members/<int:member_id>/memberships")
+@bp.auth_required(auth, roles=ADMIN)
+@bp.output(MembershipList)
+@bp.doc(responses=problems(401, 403, 404))
+def list_memberships(member_id):
+    session = db_session()
+    member = members.get_member(session, current_caller().merchant_id, member_id)
+    return {"data": [membership_json(period, member) for period in memberships.periods_of(session, member.id)]}
+
+
+def _aware(moment):
+    """A time without an offset is UTC."""
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
 
 
 @bp.get("/members/<int:member_id>/transactions")

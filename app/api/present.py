@@ -6,7 +6,7 @@ from app.domain.earnrules import promotion_runs
 from app.domain.members import next_goals
 from app.domain.stamps import open_vouchers
 from app.domain.tiers import tier_by_id
-from app.models import LedgerEntry, Member, Program, utcnow
+from app.models import LedgerEntry, Member, MembershipPeriod, Program, utcnow
 from app.services import app_config, db_session
 
 
@@ -25,7 +25,7 @@ def member_json(member: Member) -> dict:
         "tier": member.tier.name if member.tier else None,
         "tier_benefits": {"multiplier": member.tier.multiplier, "perks": member.tier.perks} if member.tier else None,
         "tier_qualifying": member.qualifying_total, "tier_review_at": member.tier_review_at,
-        "tier_override": _override(member),
+        "tier_override": _override(member), "membership": _membership(member),
         "next_tier": upcoming_tier._asdict() if upcoming_tier else None,
         "next_reward": upcoming_reward._asdict() if upcoming_reward else None,
         "serial_number": member.serial_number, "barcode_value": member.barcode_token,
@@ -37,6 +37,19 @@ def member_json(member: Member) -> dict:
 def _override(member: Member) -> dict | None:
     tier = tier_by_id(member.program, member.tier_override_id)
     return {"tier": tier.name, "until": member.tier_override_until} if tier else None
+
+
+def _membership(member: Member) -> dict | None:
+    tier = tier_by_id(member.program, member.membership_tier_id)
+    return {"tier": tier.name, "ends_at": member.membership_ends_at} if tier else None
+
+
+def membership_json(period: MembershipPeriod, member: Member) -> dict:
+    tier = tier_by_id(member.program, period.tier_id)
+    now = utcnow()
+    return {"id": period.id, "member_id": period.member_id, "tier": tier.name if tier else None,
+            "starts_at": period.starts_at, "ends_at": period.ends_at, "amount": period.amount,
+            "currency": period.currency, "active": period.starts_at <= now < period.ends_at}
 
 
 def apple_pass_url(member: Member) -> str:

@@ -353,6 +353,11 @@ class VoucherOut(Schema):
     created_at = DateTime()
 
 
+class MembershipSummary(Schema):
+    tier = String()
+    ends_at = DateTime()
+
+
 class MemberOut(Schema):
     id = Integer()
     program_id = Integer()
@@ -374,6 +379,7 @@ class MemberOut(Schema):
         "description": "Points earned (or money spent) in the tier window"})
     tier_review_at = DateTime(allow_none=True, metadata={"description": "When the tier is next reviewed"})
     tier_override = Nested(TierOverrideOut, allow_none=True)
+    membership = Nested(MembershipSummary, allow_none=True, metadata={"description": "A paid membership in force"})
     next_tier = Nested(GoalOut, allow_none=True)
     next_reward = Nested(GoalOut, allow_none=True)
     serial_number = String()
@@ -555,3 +561,29 @@ class RewardPatch(Schema):
     name = String(validate=Length(1, 120))
     points_cost = _points()
     active = JsonBoolean(metadata={"description": "false hides it and stops redemptions until set true again"})
+
+
+class MembershipIn(Schema):
+    tier_id = _id(required=True, metadata={"description": "The tier the paid period grants"})
+    starts_at = DateTime(metadata={"description": "Default now"})
+    ends_at = DateTime(required=True)
+    amount = DecimalText(high=1_000_000_000, places=2, required=True, metadata={"description": "Money paid"})
+    currency = String(validate=Regexp(r"[A-Z]{3}\Z", error="Must be an ISO 4217 code such as USD or JPY."),
+                      metadata={"description": "Default the program's"})
+    remind_days = WholeNumber(validate=Range(min=0, max=365), load_default=7, metadata={
+        "description": "membership.renewal_due fires this many days before the end"})
+
+
+class MembershipOut(Schema):
+    id = Integer()
+    member_id = Integer()
+    tier = String(allow_none=True)
+    starts_at = DateTime()
+    ends_at = DateTime()
+    amount = DecimalOut()
+    currency = String()
+    active = Boolean()
+
+
+class MembershipList(Schema):
+    data = List(Nested(MembershipOut))

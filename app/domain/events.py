@@ -20,6 +20,7 @@ from app.models import OutboxEvent, utcnow
 EVENT_TYPES = (
     "member.enrolled", "member.deleted", "points.earned", "points.redeemed", "points.reversed", "points.expiring",
     "tier.changed", "reward.unlocked", "reward.redeemed", "hold.captured", "pass.installed", "pass.removed",
+    "membership.renewal_due",
 )
 
 # (session, merchant_id, event type, member_id or None) -> does anybody on this channel want it?

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.domain import ledger
 from app.domain.earnrules import promotion_label
 from app.domain.events import emit
+from app.domain.memberships import apply_memberships, members_with_membership_changes, send_renewal_reminders
 from app.domain.passupdates import card_changed, design_changed
 from app.domain.programs import lock_program
 from app.domain.tiers import members_due_for_review, review_member
@@ -99,3 +100,12 @@ def show_promotions(session: Session, as_of: datetime) -> dict[str, int]:
             changed += 1
     session.flush()
     return {"programs": changed}
+
+
+def update_memberships(session: Session, as_of: datetime) -> dict[str, int]:
+    """Paid memberships that started or lapsed by `as_of` change the tier shown; reminders before they end."""
+    changed = 0
+    for member_id in members_with_membership_changes(session, as_of, BATCH):
+        changed += apply_memberships(session, ledger.lock_member_id(session, member_id), as_of)
+    session.flush()
+    return {"changed": changed, "reminded": send_renewal_reminders(session, as_of, BATCH)}

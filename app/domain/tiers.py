@@ -5,7 +5,8 @@
 - Downgrades happen only at the member's review date (a window after the tier was reached or last confirmed)
   plus the program's grace period: then the window ending at that moment decides (`review_tiers`, a sweep).
 - A rule change never downgrades anyone; a reversed earn takes back the tier its points reached.
-- The tier shown (`tier_id`) is a manual override while it lasts, else the earned tier (`earned_tier_id`).
+- The tier shown (`tier_id`) is a manual override while it lasts, else the higher of the earned tier
+  (`earned_tier_id`) and the tier a paid membership grants while it runs (app/domain/memberships.py).
 
 Every change of the tier shown emits `tier.changed`."""
 
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from app.domain.calendar import add_months, program_zone
 from app.domain.errors import InvalidInput
 from app.domain.events import emit
-from app.models import LedgerEntry, Member, Program, Tier, utcnow
+from app.models import LedgerEntry, Member, MembershipPeriod, Program, Tier, utcnow
 
 QUALIFYING_KINDS = ("earn", "bonus", "promotion", "referral")  # credits that count towards a tier
 
@@ -117,12 +118,18 @@ def after_reversal(session: Session, member: Member, now: datetime) -> bool:
 
 
 def show_tier(session: Session, member: Member, now: datetime) -> bool:
-    """Set the tier shown: the override while it lasts, else the earned tier. Emits `tier.changed` and returns
-    True when it changed."""
+    """Set the tier shown: the override while it lasts, else the higher of the earned tier and a paid
+    membership's. Emits `tier.changed` and returns True when it changed."""
     program = member.program
     override_lasts = member.tier_override_id and (member.tier_override_until is None
                                                   or member.tier_override_until > now)
-    shown = tier_by_id(program, member.tier_override_id if override_lasts else member.earned_tier_id)
+    if override_lasts:
+        shown = tier_by_id(program, member.tier_override_id)
+    else:
+        paid = tier_by_id(program, member.membership_tier_id) \
+            if member.membership_ends_at is not None and member.membership_ends_at > now else None
+        shown = max(filter(None, (tier_by_id(program, member.earned_tier_id), paid)), key=lambda t: t.threshold,
+                    default=None)
     if (shown.id if shown else None) == member.tier_id:
         return False
     previous = member.tier.name if member.tier else None
@@ -187,11 +194,12 @@ def replace_tiers(session: Session, program: Program, items: list[dict]) -> None
     kept = [current[item["id"]] for item in items if "id" in item]
     removed = [tier.id for tier in program.tiers if tier not in kept]
     if removed:  # before the rows go: members.tier_id points at them
-        gone = {column.key: case((column.in_(removed), None), else_=column)
-                for column in (Member.tier_id, Member.earned_tier_id, Member.tier_override_id)}
-        session.execute(update(Member).where(or_(*(column.in_(removed) for column in
-                                                   (Member.tier_id, Member.earned_tier_id, Member.tier_override_id))))
-                        .values(**gone).execution_options(synchronize_session=False))
+        columns = (Member.tier_id, Member.earned_tier_id, Member.tier_override_id, Member.membership_tier_id)
+        session.execute(update(Member).where(or_(*(column.in_(removed) for column in columns)))
+                        .values({column.key: case((column.in_(removed), None), else_=column) for column in columns})
+                        .execution_options(synchronize_session=False))
+        session.execute(update(MembershipPeriod).where(MembershipPeriod.tier_id.in_(removed)).values(tier_id=None)
+                        .execution_options(synchronize_session=False))
     renamed = {item["id"] for item in items if "id" in item and current[item["id"]].name != item["name"]}
     for tier in kept:  # (program_id, name) is unique row by row: free the names that change first, so they can swap
         if tier.id in renamed:

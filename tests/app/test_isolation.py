@@ -113,6 +113,8 @@ def write_bodies(tenant: dict) -> dict:
         "members.reverse": {"json": {}},
         "members.adjust": {"json": {"points": 500, "reason": "Planted credit"}},
         "members.bonus_event": {"json": {"kind": "review"}},
+        "members.record_membership": {"json": {"tier_id": tenant["program"]["tiers"][-1]["id"], "amount": "10.00",
+                                               "ends_at": "2099-01-01T00:00:00Z"}},
         "members.tier_override": {"json": {"tier_id": tenant["program"]["tiers"][-1]["id"],
                                            "until": "2099-01-01T00:00:00Z"}},
         "checkout.lookup": {"json": {"barcode": tenant["member"]["barcode_value"]}},

@@ -43,6 +43,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('tier_override_until', _WHEN, nullable=True))
         batch_op.add_column(sa.Column('earned_tier_id', _ID, nullable=True))
         batch_op.add_column(sa.Column('tier_review_at', _WHEN, nullable=True))
+        batch_op.add_column(sa.Column('membership_tier_id', _ID, nullable=True))
+        batch_op.add_column(sa.Column('membership_ends_at', _WHEN, nullable=True))
         batch_op.add_column(sa.Column('qualifying_total', sa.Numeric(precision=14, scale=2), nullable=False,
                                       server_default='0'))
         batch_op.add_column(sa.Column('stamps', sa.Integer(), nullable=False, server_default='0'))
@@ -51,6 +53,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('next_expiry_points', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('expiry_warned_through', _WHEN, nullable=True))
         batch_op.create_foreign_key('fk_members_earned_tier_id_tiers', 'tiers', ['earned_tier_id'], ['id'])
+        batch_op.create_foreign_key('fk_members_membership_tier_id_tiers', 'tiers', ['membership_tier_id'], ['id'])
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.add_column(sa.Column('rule', sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column('stamps', sa.Integer(), nullable=False, server_default='0'))
@@ -88,6 +91,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_vouchers_member_id', 'vouchers', ['member_id'], unique=False)
+    op.create_table(
+        'membership_periods',
+        sa.Column('id', _ID, nullable=False),
+        sa.Column('member_id', _ID, nullable=False),
+        sa.Column('merchant_id', _ID, nullable=False),
+        sa.Column('tier_id', _ID, nullable=True),
+        sa.Column('starts_at', _WHEN, nullable=False),
+        sa.Column('ends_at', _WHEN, nullable=False),
+        sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=False),
+        sa.Column('currency', sa.String(length=3), nullable=False),
+        sa.Column('remind_at', _WHEN, nullable=False),
+        sa.Column('reminded_at', _WHEN, nullable=True),
+        sa.Column('applied_at', _WHEN, nullable=True),
+        sa.Column('created_at', _WHEN, nullable=False),
+        sa.ForeignKeyConstraint(['member_id'], ['members.id']),
+        sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id']),
+        sa.ForeignKeyConstraint(['tier_id'], ['tiers.id']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_membership_periods_member_id', 'membership_periods', ['member_id'], unique=False)
+    op.create_index('ix_membership_periods_ends_at', 'membership_periods', ['ends_at'], unique=False)
+    op.create_index('ix_membership_periods_remind_at', 'membership_periods', ['remind_at'], unique=False)
     _opening_lots()
 
 
@@ -104,6 +129,9 @@ def _opening_lots() -> None:
 
 
 def downgrade() -> None:
+    for index in ('ix_membership_periods_remind_at', 'ix_membership_periods_ends_at', 'ix_membership_periods_member_id'):
+        op.drop_index(index, table_name='membership_periods')
+    op.drop_table('membership_periods')
     op.drop_index('ix_vouchers_member_id', table_name='vouchers')
     op.drop_table('vouchers')
     op.drop_index('ix_lot_consumptions_lot_id', table_name='lot_consumptions')
@@ -119,9 +147,10 @@ def downgrade() -> None:
         batch_op.drop_column('stamps')
         batch_op.drop_column('rule')
     with op.batch_alter_table('members', schema=None) as batch_op:
+        batch_op.drop_constraint('fk_members_membership_tier_id_tiers', type_='foreignkey')
         batch_op.drop_constraint('fk_members_earned_tier_id_tiers', type_='foreignkey')
         for column in ('expiry_warned_through', 'next_expiry_points', 'next_expiry_at', 'pending_points', 'stamps',
-                       'qualifying_total', 'tier_review_at', 'earned_tier_id', 'tier_override_until'):
+                       'qualifying_total', 'membership_ends_at', 'membership_tier_id', 'tier_review_at', 'earned_tier_id', 'tier_override_until'):
             batch_op.drop_column(column)
     with op.batch_alter_table('tiers', schema=None) as batch_op:
         batch_op.drop_column('perks')
