@@ -1,7 +1,8 @@
 """The loyalty engine: credits become lots (lot_remaining, expires_at, pending_until on ledger_entries, and
 lot_consumptions), expiry and pending policies, earn rules, promotions, bonus actions and tier rules on programs,
-tier multipliers and perks, and the member's earned tier, review date, override end, pending points and next
-expiry. Every member's existing balance becomes one opening lot that never expires.
+tier multipliers and perks, the member's earned tier, review date, override end, pending points and next
+expiry, stamp cards (stamps, vouchers) and paid memberships (membership_periods). Every member's existing balance
+becomes one opening lot that never expires; members keep their tier (reviewed once an upgrade sets a date).
 
 Revision ID: 0017
 Revises: 0012
@@ -129,7 +130,8 @@ def _opening_lots() -> None:
 
 
 def downgrade() -> None:
-    for index in ('ix_membership_periods_remind_at', 'ix_membership_periods_ends_at', 'ix_membership_periods_member_id'):
+    for index in ('ix_membership_periods_remind_at', 'ix_membership_periods_ends_at',
+                  'ix_membership_periods_member_id'):
         op.drop_index(index, table_name='membership_periods')
     op.drop_table('membership_periods')
     op.drop_index('ix_vouchers_member_id', table_name='vouchers')
@@ -150,12 +152,14 @@ def downgrade() -> None:
         batch_op.drop_constraint('fk_members_membership_tier_id_tiers', type_='foreignkey')
         batch_op.drop_constraint('fk_members_earned_tier_id_tiers', type_='foreignkey')
         for column in ('expiry_warned_through', 'next_expiry_points', 'next_expiry_at', 'pending_points', 'stamps',
-                       'qualifying_total', 'membership_ends_at', 'membership_tier_id', 'tier_review_at', 'earned_tier_id', 'tier_override_until'):
+                       'qualifying_total', 'membership_ends_at', 'membership_tier_id', 'tier_review_at',
+                       'earned_tier_id', 'tier_override_until'):
             batch_op.drop_column(column)
     with op.batch_alter_table('tiers', schema=None) as batch_op:
         batch_op.drop_column('perks')
         batch_op.drop_column('multiplier')
     with op.batch_alter_table('programs', schema=None) as batch_op:
-        for column in ('tier_grace_days', 'tier_window_months', 'tier_basis', 'bonus_actions', 'shown_promotion', 'promotions',
-                       'earn_rules', 'pending_days', 'expiry_warn_days', 'expiry_days', 'expiry_policy', 'stamp_reward', 'stamps_required', 'type'):
+        for column in ('tier_grace_days', 'tier_window_months', 'tier_basis', 'bonus_actions', 'shown_promotion',
+                       'promotions', 'earn_rules', 'pending_days', 'expiry_warn_days', 'expiry_days', 'expiry_policy',
+                       'stamp_reward', 'stamps_required', 'type'):
             batch_op.drop_column(column)
