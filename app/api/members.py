@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timezone
-
 from apiflask import APIBlueprint
 from flask import Response
 
@@ -154,7 +152,7 @@ def tier_override(member_id, data):
     """Give the member a tier by hand until `until` (then their earned tier again); `tier_id` null ends it."""
     session = db_session()
     member = ledger.get_member_for_update(session, current_caller().merchant_id, member_id)
-    tiers.set_override(session, member, data["tier_id"], _aware(data.get("until")), utcnow())
+    tiers.set_override(session, member, data["tier_id"], data.get("until"), utcnow())
     card_changed(session, member)
     session.flush()
     return member_json(member)
@@ -173,8 +171,8 @@ def record_membership(member_id, data):
     session = db_session()
     member = ledger.get_member_for_update(session, current_caller().merchant_id, member_id)
     period = memberships.record_membership(
-        session, member, tier_id=data["tier_id"], starts_at=_aware(data.get("starts_at")),
-        ends_at=_aware(data["ends_at"]), amount=data["amount"], currency=data.get("currency"), now=utcnow(),
+        session, member, tier_id=data["tier_id"], starts_at=data.get("starts_at"),
+        ends_at=data["ends_at"], amount=data["amount"], currency=data.get("currency"), now=utcnow(),
         remind_days=data["remind_days"])
     return membership_json(period, member)
 
@@ -187,11 +185,6 @@ def list_memberships(member_id):
     session = db_session()
     member = members.get_member(session, current_caller().merchant_id, member_id)
     return {"data": [membership_json(period, member) for period in memberships.periods_of(session, member.id)]}
-
-
-def _aware(moment):
-    """A time without an offset is UTC."""
-    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
 
 
 @bp.get("/members/<int:member_id>/transactions")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timezone
 from decimal import Decimal as D
 
 from apiflask import Schema
@@ -53,6 +54,23 @@ class DecimalOut(Decimal):
     def __init__(self, **kwargs):
         metadata = {"type": "string", "format": "decimal", **kwargs.pop("metadata", {})}
         super().__init__(as_string=True, metadata=metadata, **kwargs)
+
+
+class Instant(DateTime):
+    """An ISO 8601 instant, UTC when it has no offset, between the years 2000 and 2999 (a date the database and
+    month arithmetic can take in any zone)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        try:
+            in_range = 2000 <= moment.astimezone(timezone.utc).year <= 2999
+        except OverflowError:
+            in_range = False
+        if not in_range:
+            raise ValidationError("Must be a date between the years 2000 and 2999.")
+        return moment
 
 
 def _exactly_one(data: dict, fields: tuple[str, ...]) -> None:
@@ -153,8 +171,8 @@ class EarnRulesIn(Schema):
 class PromotionIn(Schema):
     name = String(required=True, validate=Length(1, 60))
     multiplier = DecimalText(high=100, places=2, required=True, metadata={"example": "2"})
-    starts_at = DateTime(allow_none=True, metadata={"description": "ISO 8601; UTC when no offset is given"})
-    ends_at = DateTime(allow_none=True)
+    starts_at = Instant(allow_none=True, metadata={"description": "ISO 8601; UTC when no offset is given"})
+    ends_at = Instant(allow_none=True)
     days_of_week = List(String(validate=OneOf(WEEKDAYS)), validate=Length(max=7), metadata={
         "description": "Only on these days of the program's calendar; every day when absent"})
 
@@ -398,6 +416,9 @@ class LookupOut(MemberOut):
 EXACTLY_ONE = {"EarnIn": ("amount", "points", "items", "stamps"), "RedeemIn": ("points", "reward_id", "voucher_id")}
 
 
+MAX_PURCHASE = 1_000_000_000  # the largest `amount` an earn takes, line items included
+
+
 class LineItemIn(Schema):
     sku = String(validate=Length(1, 64), allow_none=True)
     category = String(validate=Length(1, 60), allow_none=True)
@@ -406,7 +427,7 @@ class LineItemIn(Schema):
 
 
 class EarnIn(Schema):
-    amount = DecimalText(high=1_000_000_000, places=2, metadata={
+    amount = DecimalText(high=MAX_PURCHASE, places=2, metadata={
         "description": "Money spent, converted by the program's points_per_unit (rounded down by default)"})
     points = _points()
     items = List(Nested(LineItemIn), validate=Length(1, 200), metadata={
@@ -419,6 +440,8 @@ class EarnIn(Schema):
     @validates_schema
     def _one_of_amount_or_points(self, data, **_):
         _exactly_one(data, EXACTLY_ONE["EarnIn"])
+        if sum(item["amount"] * item["quantity"] for item in data.get("items", ())) > MAX_PURCHASE:
+            raise ValidationError(f"The items may total at most {MAX_PURCHASE}.", "items")
 
 
 class RedeemIn(Schema):
@@ -489,7 +512,7 @@ class BonusEventIn(Schema):
 
 class TierOverrideIn(Schema):
     tier_id = _id(required=True, allow_none=True, metadata={"description": "null ends the override now"})
-    until = DateTime(allow_none=True, metadata={"description": "Required with a tier: an override always ends"})
+    until = Instant(allow_none=True, metadata={"description": "Required with a tier: an override always ends"})
 
     @validates_schema
     def _ends(self, data, **_):
@@ -565,8 +588,8 @@ class RewardPatch(Schema):
 
 class MembershipIn(Schema):
     tier_id = _id(required=True, metadata={"description": "The tier the paid period grants"})
-    starts_at = DateTime(metadata={"description": "Default now"})
-    ends_at = DateTime(required=True)
+    starts_at = Instant(metadata={"description": "Default now"})
+    ends_at = Instant(required=True)
     amount = DecimalText(high=1_000_000_000, places=2, required=True, metadata={"description": "Money paid"})
     currency = String(validate=Regexp(r"[A-Z]{3}\Z", error="Must be an ISO 4217 code such as USD or JPY."),
                       metadata={"description": "Default the program's"})
