@@ -14,6 +14,7 @@ from app.card_assets import CardAssets
 from app.config import AppleConfig, Config
 from app.domain import lots
 from app.domain.calendar import last_day, program_zone
+from app.domain.earnrules import plain
 from app.domain.members import next_goals
 from app.domain.passupdates import last_modified
 from app.domain.stamps import open_vouchers
@@ -58,9 +59,19 @@ def store_card(member: Member, pending_until: datetime | None = None, vouchers: 
         expiring=(member.next_expiry_points, last_day(zone, member.next_expiry_at)) if member.next_expiry_at else None,
         pending=(member.pending_points, pending_until.astimezone(zone).date())
         if member.pending_points and pending_until else None,
-        promotion=program.shown_promotion, tier_perks=member.tier.perks if member.tier else None,
+        promotion=program.shown_promotion, tier_perks=_benefits(member),
         stamps=(member.stamps, program.stamps_required) if _stamp_card(member) else None, vouchers=vouchers,
     )
+
+
+def _benefits(member: Member) -> str | None:
+    """The tier's earn multiplier (language-neutral "×1.5") and perks text."""
+    tier = member.tier
+    if tier is None:
+        return None
+    parts = [f"×{plain(tier.multiplier)}" if tier.multiplier is not None and tier.multiplier != 1 else "",
+             tier.perks or ""]
+    return " · ".join(filter(None, parts)) or None
 
 
 def _stamp_card(member: Member) -> bool:

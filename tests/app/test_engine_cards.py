@@ -67,10 +67,11 @@ def test_a_promotion_shows_while_it_runs_and_goes_by_itself(app, client):
     assert versions[1] == versions[0] and versions[2] == versions[0] + 1  # a design change when it starts, ends
 
 
-def test_the_tier_perks_are_on_the_card(app, client):
+def test_the_tier_benefits_are_on_the_card(app, client):
     _, key = make_merchant(app)
     program = make_program(client, key, tiers=[{"name": "Bronze", "threshold": 0},
-                                               {"name": "Gold", "threshold": 100, "perks": "Free oat milk"}])
+                                               {"name": "Gold", "threshold": 100, "perks": "Free oat milk",
+                                                "multiplier": "1.5"}])
     member = make_member(client, key, program["id"], points=100)
-    assert _back(client, member)["perks"] == "Free oat milk"
+    assert _back(client, member)["perks"] == "×1.5 · Free oat milk"
     assert client.get(f"/api/v1/members/{member['id']}", headers=auth(key)).get_json()["tier"] == "Gold"
