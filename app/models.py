@@ -291,7 +291,8 @@ class MembershipPeriod(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
-    tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)  # None: the tier was removed
+    tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id", ondelete="SET NULL"),
+                                                nullable=True)  # None: the tier was removed
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from app.domain.calendar import add_months, program_zone
 from app.domain.errors import InvalidInput
 from app.domain.events import emit
-from app.models import LedgerEntry, Member, MembershipPeriod, Program, Tier, utcnow
+from app.models import LedgerEntry, Member, Program, Tier, utcnow
 
 QUALIFYING_KINDS = ("earn", "bonus", "promotion", "referral")  # credits that count towards a tier
 
@@ -194,12 +194,7 @@ def replace_tiers(session: Session, program: Program, items: list[dict]) -> None
     kept = [current[item["id"]] for item in items if "id" in item]
     removed = [tier.id for tier in program.tiers if tier not in kept]
     if removed:  # before the rows go: members.tier_id points at them
-        columns = (Member.tier_id, Member.earned_tier_id, Member.tier_override_id, Member.membership_tier_id)
-        session.execute(update(Member).where(or_(*(column.in_(removed) for column in columns)))
-                        .values({column.key: case((column.in_(removed), None), else_=column) for column in columns})
-                        .execution_options(synchronize_session=False))
-        session.execute(update(MembershipPeriod).where(MembershipPeriod.tier_id.in_(removed)).values(tier_id=None)
-                        .execution_options(synchronize_session=False))
+        session.execute(_off_removed_tiers(removed))
     renamed = {item["id"] for item in items if "id" in item and current[item["id"]].name != item["name"]}
     for tier in kept:  # (program_id, name) is unique row by row: free the names that change first, so they can swap
         if tier.id in renamed:
@@ -216,6 +211,20 @@ def replace_tiers(session: Session, program: Program, items: list[dict]) -> None
     session.flush()
     session.expire(program, ["tiers"])  # read back in threshold order
     upgrade_members(session, program)
+
+
+def _off_removed_tiers(removed: list[int]):
+    """One UPDATE: every tier reference to a removed tier is cleared; a member who was shown one (or held it by
+    override) is shown their earned tier, if that one stays. (Membership periods naming it lose their tier by the
+    foreign key's ON DELETE SET NULL.)"""
+    columns = (Member.earned_tier_id, Member.tier_override_id, Member.membership_tier_id)
+    earned = case((Member.earned_tier_id.in_(removed), None), else_=Member.earned_tier_id)
+    shown = case((or_(Member.tier_id.in_(removed), Member.tier_override_id.in_(removed)), earned),
+                 else_=Member.tier_id)
+    return (update(Member).where(or_(Member.tier_id.in_(removed), *(column.in_(removed) for column in columns)))
+            .values({**{column.key: case((column.in_(removed), None), else_=column) for column in columns},
+                     "tier_id": shown})
+            .execution_options(synchronize_session=False))
 
 
 def upgrade_members(session: Session, program: Program) -> None:

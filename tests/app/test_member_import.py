@@ -167,3 +167,15 @@ def test_export_to_standard_output(app, client, test_env):
 
     assert result.exit_code == 0
     assert [row["name"] for row in csv.DictReader(io.StringIO(result.stdout))] == ["Ada"]
+
+
+def test_removing_a_tier_someone_holds_by_override_clears_the_override(app, client, test_env, tmp_path):
+    key, program = a_program(app, client)
+    import_csv(test_env, tmp_path, program["id"], HEADER + "o-1,Overridden,,,,,Gold\n")
+    bronze = next(tier for tier in program["tiers"] if tier["name"] == "Bronze")
+
+    response = client.patch(f"/api/v1/programs/{program['id']}", json={"tiers": [bronze]}, headers=auth(key))
+
+    assert response.status_code == 200, response.get_json()
+    member = members_of(app, program["id"])[0]
+    assert member.tier_override_id is None and member.tier.name == "Bronze"

@@ -93,3 +93,17 @@ def test_an_ended_or_foreign_period_is_refused(app, client):
     foreign = client.post(url, headers=auth(key), json={"tier_id": other_tiers["VIP"], "amount": "1.00",
                                                         "ends_at": (NOW + timedelta(days=3650)).isoformat()})
     assert "tier_id" in assert_problem(foreign, 422)["errors"]
+
+
+def test_removing_the_tier_a_membership_grants_leaves_the_earned_tier(app, client):
+    key, program, tiers = _shop(app, client)
+    member = make_member(client, key, program["id"], points=250)
+    client.post(f"/api/v1/members/{member['id']}/memberships", headers=auth(key), json={
+        "tier_id": tiers["VIP"], "ends_at": "2099-01-01T00:00:00Z", "amount": "49.00"})
+    kept = [tier for tier in program["tiers"] if tier["name"] != "VIP"]
+    response = client.patch(f"/api/v1/programs/{program['id']}", json={"tiers": kept}, headers=auth(key))
+    assert response.status_code == 200, response.get_json()
+    body = _member(client, key, member["id"])
+    assert (body["tier"], body["membership"]) == ("Silver", None)
+    listed = client.get(f"/api/v1/members/{member['id']}/memberships", headers=auth(key)).get_json()["data"]
+    assert [period["tier"] for period in listed] == [None]

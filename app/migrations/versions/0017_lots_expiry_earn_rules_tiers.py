@@ -108,7 +108,7 @@ def upgrade() -> None:
         sa.Column('created_at', _WHEN, nullable=False),
         sa.ForeignKeyConstraint(['member_id'], ['members.id']),
         sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id']),
-        sa.ForeignKeyConstraint(['tier_id'], ['tiers.id']),
+        sa.ForeignKeyConstraint(['tier_id'], ['tiers.id'], ondelete='SET NULL'),
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_membership_periods_member_id', 'membership_periods', ['member_id'], unique=False)
