@@ -188,6 +188,9 @@ class Member(Base):
     # override while it lasts, else the higher of this and a paid membership's).
     earned_tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)
     tier_review_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When the earned tier was reached: reviews fall on its anniversaries (a window apart), so one reached on
+    # 31 Jan is reviewed on the last day of shorter months without drifting to the 28th for good.
+    tier_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # The paid membership in force (app/domain/memberships.py): its tier and when it lapses.
     membership_tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)
     membership_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

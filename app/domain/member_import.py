@@ -189,6 +189,7 @@ def _engine_values(program: Program, row: NewMember, reached: Tier | None, expir
     override from the file has no end), and the opening lot's expiry."""
     return {"earned_tier_id": reached.id if reached else None,
             "tier_review_at": add_months(program_zone(program), now, program.tier_window_months) if reached else None,
+            "tier_since": now if reached else None,
             "next_expiry_at": expires if row.points else None, "next_expiry_points": row.points if expires else 0}
 
 

@@ -79,6 +79,7 @@ def start_tier(member: Member, now: datetime) -> None:
     member.earned_tier_id = tier.id if tier else None
     member.tier_review_at = add_months(program_zone(member.program), now, member.program.tier_window_months) \
         if tier else None
+    member.tier_since = now if tier else None
     member.tier_id, member.tier = (tier.id if tier else None), tier
 
 
@@ -98,7 +99,7 @@ def after_credit(session: Session, member: Member, value: Decimal | int, now: da
     reached = tier_for(program, member.qualifying_total)
     if reached is None or (held is not None and reached.threshold <= held.threshold):
         return False
-    member.earned_tier_id = reached.id
+    member.earned_tier_id, member.tier_since = reached.id, now
     member.tier_review_at = add_months(program_zone(program), now, program.tier_window_months)
     return show_tier(session, member, now)
 
@@ -162,14 +163,23 @@ def review_member(session: Session, member: Member, as_of: datetime) -> bool:
         total = qualifying_total(session, member, decided_at)
         held, reached = tier_by_id(program, member.earned_tier_id), tier_for(program, total)
         if held is not None and (reached is None or reached.threshold < held.threshold):
-            member.earned_tier_id = reached.id if reached else None
+            member.earned_tier_id, member.tier_since = (reached.id, decided_at) if reached else (None, None)
             member.tier_review_at = add_months(zone, decided_at, program.tier_window_months) if reached else None
         else:
-            member.tier_review_at = add_months(zone, member.tier_review_at, program.tier_window_months)
+            member.tier_review_at = _anniversary_after(zone, member.tier_since or member.tier_review_at,
+                                                       program.tier_window_months, member.tier_review_at)
     if member.tier_override_until is not None and member.tier_override_until <= as_of:
         member.tier_override_id = member.tier_override_until = None
     member.qualifying_total = qualifying_total(session, member, as_of)
     return show_tier(session, member, as_of)
+
+
+def _anniversary_after(zone, since: datetime, months: int, after: datetime) -> datetime:
+    """The first date a whole number of windows after `since` that is later than `after`."""
+    windows = 1
+    while (moment := add_months(zone, since, months * windows)) <= after:
+        windows += 1
+    return moment
 
 
 def members_due_for_review(session: Session, as_of: datetime, limit: int = 500) -> list[int]:
@@ -242,7 +252,7 @@ def upgrade_members(session: Session, program: Program) -> None:
         session.execute(update(Member)
                         .where(Member.program_id == program.id, below, Member.qualifying_total >= tier.threshold,
                                reaches)
-                        .values(earned_tier_id=tier.id, tier_review_at=review_at,
+                        .values(earned_tier_id=tier.id, tier_review_at=review_at, tier_since=now,
                                 tier_id=case((Member.tier_override_id.is_(None), tier.id), else_=Member.tier_id))
                         .execution_options(synchronize_session=False))
 

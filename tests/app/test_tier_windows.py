@@ -148,3 +148,18 @@ def test_spend_based_tiers_count_money(app, client):
     assert earn(client, key, member["id"], points=5000).get_json()["member"]["tier"] == "Regular"
     assert earn(client, key, member["id"], amount="999.99").get_json()["member"]["tier"] == "Regular"
     assert earn(client, key, member["id"], amount="0.01").get_json()["member"]["tier"] == "VIP"
+
+
+def test_reviews_fall_on_the_tiers_monthly_anniversaries_without_drifting(app, client):
+    key, program = _shop(app, client, tier_rules={"window_months": 1, "grace_days": 0})
+    member = make_member(client, key, program["id"])
+    with time_machine.travel(datetime(2027, 1, 31, 12, tzinfo=UTC), tick=False) as clock:
+        earn(client, key, member["id"], points=500)
+        reviews = []
+        for day in (datetime(2027, 2, 20, tzinfo=UTC), datetime(2027, 3, 20, tzinfo=UTC),
+                    datetime(2027, 4, 20, tzinfo=UTC)):
+            clock.move_to(day)
+            earn(client, key, member["id"], points=500)  # still qualifying at each review
+            _review(app, day + timedelta(days=12))
+            reviews.append(_member(client, key, member["id"])["tier_review_at"][:10])
+    assert reviews == ["2027-03-31", "2027-04-30", "2027-05-31"]

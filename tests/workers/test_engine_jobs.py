@@ -49,8 +49,8 @@ def test_run_due_expires_releases_and_reviews_as_of_the_instant(engine_app, priv
     run_due(datetime(2026, 2, 1, tzinfo=timezone.utc))  # expired at the end of January
     run_due(datetime(2026, 2, 28, 12, tzinfo=timezone.utc))  # reviewed a month after 31 Jan: still in the window
     body = client.get(f"/api/v1/members/{member['id']}", headers=auth(key)).get_json()
-    assert (body["points_balance"], body["tier"], body["tier_review_at"]) == (0, "Gold", "2026-03-28T12:00:00+00:00")
-    run_due(datetime(2026, 3, 28, 12, tzinfo=timezone.utc))  # a month with no earn: down to what it reaches
+    assert (body["points_balance"], body["tier"], body["tier_review_at"]) == (0, "Gold", "2026-03-31T12:00:00+00:00")
+    run_due(datetime(2026, 3, 31, 12, tzinfo=timezone.utc))  # a month with no earn: down to what it reaches
     assert client.get(f"/api/v1/members/{member['id']}", headers=auth(key)).get_json()["tier"] == "Bronze"
-    again = run_due(datetime(2026, 3, 28, 12, tzinfo=timezone.utc))
+    again = run_due(datetime(2026, 3, 31, 12, tzinfo=timezone.utc))
     assert again.get("expire_points", {"points": 0})["points"] == 0

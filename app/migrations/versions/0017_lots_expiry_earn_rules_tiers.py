@@ -44,6 +44,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('tier_override_until', _WHEN, nullable=True))
         batch_op.add_column(sa.Column('earned_tier_id', _ID, nullable=True))
         batch_op.add_column(sa.Column('tier_review_at', _WHEN, nullable=True))
+        batch_op.add_column(sa.Column('tier_since', _WHEN, nullable=True))
         batch_op.add_column(sa.Column('membership_tier_id', _ID, nullable=True))
         batch_op.add_column(sa.Column('membership_ends_at', _WHEN, nullable=True))
         batch_op.add_column(sa.Column('qualifying_total', sa.Numeric(precision=14, scale=2), nullable=False,
@@ -152,7 +153,7 @@ def downgrade() -> None:
         batch_op.drop_constraint('fk_members_membership_tier_id_tiers', type_='foreignkey')
         batch_op.drop_constraint('fk_members_earned_tier_id_tiers', type_='foreignkey')
         for column in ('expiry_warned_through', 'next_expiry_points', 'next_expiry_at', 'pending_points', 'stamps',
-                       'qualifying_total', 'membership_ends_at', 'membership_tier_id', 'tier_review_at',
+                       'qualifying_total', 'membership_ends_at', 'membership_tier_id', 'tier_since', 'tier_review_at',
                        'earned_tier_id', 'tier_override_until'):
             batch_op.drop_column(column)
     with op.batch_alter_table('tiers', schema=None) as batch_op:
