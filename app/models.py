@@ -92,6 +92,8 @@ class Program(Base):
     type: Mapped[str] = mapped_column(String(8), default="points")  # "points" or "stamps"
     stamps_required: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a full stamp card
     stamp_reward: Mapped[str | None] = mapped_column(String(120), nullable=True)  # what a full card's voucher gives
+    stamp_milestones: Mapped[list] = mapped_column(JSON, default=list)  # [{"stamps", "reward"}] before a full card
+    stamps_expire_days: Mapped[int | None] = mapped_column(Integer, nullable=True)  # after the last stamp
     # When earned points expire (app/domain/expiry.py): never, rolling_days, end_of_month, end_of_year; `days`
     # is the rolling period, or for month/year ends how far after the earn the period ends.
     expiry_policy: Mapped[str] = mapped_column(String(16), default="never")
@@ -199,6 +201,7 @@ class Member(Base):
     qualifying_total: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
     pending_points: Mapped[int] = mapped_column(Integer, default=0)  # earned, not yet spendable (pending lots)
     stamps: Mapped[int] = mapped_column(Integer, default=0)  # on the current stamp card (app/domain/stamps.py)
+    last_stamp_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # The soonest-expiring open lots, kept with the lots so the card and the member need no extra query.
     next_expiry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     next_expiry_points: Mapped[int] = mapped_column(Integer, default=0)

@@ -54,6 +54,8 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("show_promotions", timedelta(minutes=1),
                 lambda session, as_of, _: sweeps.show_promotions(session, as_of)),
     PeriodicJob("review_tiers", timedelta(hours=1), lambda session, as_of, _: sweeps.review_tiers(session, as_of)),
+    PeriodicJob("expire_stamp_cards", timedelta(hours=1),
+                lambda session, as_of, _: sweeps.expire_stamp_cards(session, as_of)),
     PeriodicJob("update_memberships", timedelta(minutes=15),
                 lambda session, as_of, _: sweeps.update_memberships(session, as_of)),
     # The loyalty engine's jobs go here, one line each, as they land (issue 11):

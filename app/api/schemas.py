@@ -188,6 +188,11 @@ BonusActionsIn = Schema.from_dict({kind: Nested(BonusActionIn, allow_none=True) 
                                   name="BonusActionsIn")
 
 
+class StampMilestoneIn(Schema):
+    stamps = WholeNumber(required=True, validate=Range(min=1, max=MAX_STAMPS))
+    reward = String(required=True, validate=Length(1, 120))
+
+
 class TierRulesIn(Schema):
     basis = String(validate=OneOf(("points", "spend")), metadata={
         "description": "points earned or money spent in the window (default points)"})
@@ -215,6 +220,10 @@ class ProgramIn(Schema):
     stamps_required = WholeNumber(validate=Range(min=1, max=MAX_STAMPS), metadata={
         "description": "Stamps that fill a card (stamps programs)"})
     stamp_reward = String(validate=Length(1, 120), metadata={"description": "What a full card's voucher gives"})
+    stamp_milestones = List(Nested(StampMilestoneIn), validate=Length(max=10), metadata={
+        "description": "Vouchers on the way to a full card"})
+    stamps_expire_days = WholeNumber(validate=Range(min=1, max=3650), allow_none=True, metadata={
+        "description": "Stamps on a card expire this many days after the last one; null: never"})
     expiry = Nested(ExpiryIn)
     pending_days = WholeNumber(validate=Range(min=0, max=365), metadata={
         "description": "Earned points become spendable this many days later (a returns window); 0: at once"})
@@ -311,6 +320,8 @@ class ProgramOut(Schema):
     type = String()
     stamps_required = Integer(allow_none=True)
     stamp_reward = String(allow_none=True)
+    stamp_milestones = List(Dict())
+    stamps_expire_days = Integer(allow_none=True)
     expiry = Nested(ExpiryOut)
     pending_days = Integer()
     earn_rules = Nested(EarnRulesOut)

@@ -17,6 +17,7 @@ from app.models import Program, ProgramImage, Reward, utcnow
 BRANDING_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
 PROGRAM_FIELDS = ("name", "currency", "points_per_unit", "rounding", "barcode_format", "locales", "terms",
                   "program_info", "timezone", "pending_days", "type", "stamps_required", "stamp_reward")
+ENGINE_NULLABLE = ("stamps_expire_days",)  # may be set back to null
 
 
 def create_program(session: Session, merchant_id: int, data: dict) -> Program:
@@ -98,6 +99,8 @@ def _apply(program: Program, data: dict) -> None:
             setattr(program, name, value)
     if program.type == "stamps" and not program.stamps_required:
         raise InvalidInput("stamps_required", "A stamps program needs the number of stamps that fill a card.")
+    if any(m["stamps"] >= (program.stamps_required or 0) for m in program.stamp_milestones or ()):
+        raise InvalidInput("stamp_milestones", "Milestones come before a full card (fewer than stamps_required).")
     if program.points_per_unit is not None and Decimal(program.points_per_unit) < 0:
         raise InvalidInput("points_per_unit", "Must not be negative.")
 
@@ -124,6 +127,12 @@ def _apply_engine_rules(program: Program, data: dict) -> None:
         program.bonus_actions = {kind: {"points": action["points"], "cap": action.get("cap"),
                                         "per": action.get("per", "ever")}
                                  for kind, action in data["bonus_actions"].items() if action}
+    for name in ENGINE_NULLABLE:
+        if name in data:
+            setattr(program, name, data[name])
+    if data.get("stamp_milestones") is not None:
+        program.stamp_milestones = sorted(({"stamps": m["stamps"], "reward": m["reward"]}
+                                           for m in data["stamp_milestones"]), key=lambda m: m["stamps"])
     for name, value in (data.get("tier_rules") or {}).items():
         setattr(program, {"basis": "tier_basis", "window_months": "tier_window_months",
                           "grace_days": "tier_grace_days"}[name], value)

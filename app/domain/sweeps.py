@@ -18,6 +18,7 @@ from app.domain.events import emit
 from app.domain.memberships import apply_memberships, members_with_membership_changes, send_renewal_reminders
 from app.domain.passupdates import card_changed, design_changed
 from app.domain.programs import lock_program
+from app.domain.stamps import expire_stamps, members_with_expiring_stamps
 from app.domain.tiers import members_due_for_review, review_member
 from app.models import LedgerEntry, Member, Program
 
@@ -109,3 +110,10 @@ def update_memberships(session: Session, as_of: datetime) -> dict[str, int]:
         changed += apply_memberships(session, ledger.lock_member_id(session, member_id), as_of)
     session.flush()
     return {"changed": changed, "reminded": send_renewal_reminders(session, as_of, BATCH)}
+
+
+def expire_stamp_cards(session: Session, as_of: datetime) -> dict[str, int]:
+    """Stamp cards left longer than their program's `stamps_expire_days` since the last stamp start again."""
+    stamps = sum(expire_stamps(session, ledger.lock_member_id(session, member_id), as_of)
+                 for member_id in members_with_expiring_stamps(session, as_of, BATCH))
+    return {"stamps": stamps}

@@ -4,9 +4,13 @@ and the pass shows the stamps as a strip image and a count."""
 import io
 import json
 import zipfile
+from datetime import datetime, timezone
 
+import time_machine
 from PIL import Image
 
+from app.domain import sweeps
+from app.services import db_session
 from passes.stamps import stamp_strip
 from tests.factories import assert_problem, auth, earn, make_member, make_merchant, make_program, redeem
 
@@ -72,3 +76,36 @@ def test_the_strip_fills_as_many_stamps_as_collected():
     assert [strip.getpixel(centre) for centre in centres] == [(255, 255, 255)] + [(0, 0, 0)] * 3
     assert stamp_strip(4, 1, "#000000", "#FFFFFF") is not stamp_strip(4, 1, "#000000", "#FFFFFF")  # copies
     assert stamp_strip(4, 1, "#000000", "#FFFFFF") == stamp_strip(4, 1, "#000000", "#ffffff")  # one cache entry
+
+
+def test_milestones_issue_their_vouchers_on_the_way_to_a_full_card(app, client):
+    _, key = make_merchant(app)
+    program = make_program(client, key, type="stamps", stamps_required=6, stamp_reward="Free coffee", tiers=[],
+                           stamp_milestones=[{"stamps": 3, "reward": "Free cookie"}])
+    member = make_member(client, key, program["id"])
+    first = earn(client, key, member["id"], stamps=4).get_json()["member"]
+    assert [voucher["name"] for voucher in first["vouchers"]] == ["Free cookie"]
+    second = earn(client, key, member["id"], stamps=5).get_json()["member"]  # 5, 6 (full), then 1, 2, 3
+    assert [voucher["name"] for voucher in second["vouchers"]] == ["Free cookie", "Free coffee", "Free cookie"]
+    assert second["stamps"] == 3
+    bad = client.patch(f"/api/v1/programs/{program['id']}", json={"stamp_milestones": [{"stamps": 6, "reward": "X"}]},
+                       headers=auth(key))
+    assert "stamp_milestones" in assert_problem(bad, 422)["errors"]
+
+
+def test_stamps_expire_days_after_the_last_one(app, client):
+    _, key = make_merchant(app)
+    program = make_program(client, key, type="stamps", stamps_required=5, tiers=[], stamps_expire_days=30)
+    member = make_member(client, key, program["id"])
+    with time_machine.travel(datetime(2026, 3, 1, tzinfo=timezone.utc), tick=False) as clock:
+        earn(client, key, member["id"], stamps=2)
+        clock.move_to(datetime(2026, 3, 20, tzinfo=timezone.utc))
+        earn(client, key, member["id"], stamps=1)  # the last stamp: 30 days from here
+        with app.app_context():
+            session = db_session()
+            assert sweeps.expire_stamp_cards(session, datetime(2026, 4, 18, tzinfo=timezone.utc))["stamps"] == 0
+            assert sweeps.expire_stamp_cards(session, datetime(2026, 4, 19, tzinfo=timezone.utc))["stamps"] == 3
+            session.commit()
+        clock.move_to(datetime(2026, 4, 20, tzinfo=timezone.utc))
+        body = earn(client, key, member["id"], stamps=1).get_json()["member"]
+    assert body["stamps"] == 1

@@ -24,6 +24,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('type', sa.String(length=8), nullable=False, server_default='points'))
         batch_op.add_column(sa.Column('stamps_required', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('stamp_reward', sa.String(length=120), nullable=True))
+        batch_op.add_column(sa.Column('stamp_milestones', sa.JSON(), nullable=False, server_default='[]'))
+        batch_op.add_column(sa.Column('stamps_expire_days', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('expiry_policy', sa.String(length=16), nullable=False,
                                       server_default='never'))
         batch_op.add_column(sa.Column('expiry_days', sa.Integer(), nullable=True))
@@ -50,6 +52,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('qualifying_total', sa.Numeric(precision=14, scale=2), nullable=False,
                                       server_default='0'))
         batch_op.add_column(sa.Column('stamps', sa.Integer(), nullable=False, server_default='0'))
+        batch_op.add_column(sa.Column('last_stamp_at', _WHEN, nullable=True))
         batch_op.add_column(sa.Column('pending_points', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('next_expiry_at', _WHEN, nullable=True))
         batch_op.add_column(sa.Column('next_expiry_points', sa.Integer(), nullable=False, server_default='0'))
@@ -152,7 +155,8 @@ def downgrade() -> None:
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_constraint('fk_members_membership_tier_id_tiers', type_='foreignkey')
         batch_op.drop_constraint('fk_members_earned_tier_id_tiers', type_='foreignkey')
-        for column in ('expiry_warned_through', 'next_expiry_points', 'next_expiry_at', 'pending_points', 'stamps',
+        for column in ('expiry_warned_through', 'next_expiry_points', 'next_expiry_at', 'pending_points',
+                       'last_stamp_at', 'stamps',
                        'qualifying_total', 'membership_ends_at', 'membership_tier_id', 'tier_since', 'tier_review_at',
                        'earned_tier_id', 'tier_override_until'):
             batch_op.drop_column(column)
@@ -162,5 +166,5 @@ def downgrade() -> None:
     with op.batch_alter_table('programs', schema=None) as batch_op:
         for column in ('tier_grace_days', 'tier_window_months', 'tier_basis', 'bonus_actions', 'shown_promotion',
                        'promotions', 'earn_rules', 'pending_days', 'expiry_warn_days', 'expiry_days', 'expiry_policy',
-                       'stamp_reward', 'stamps_required', 'type'):
+                       'stamps_expire_days', 'stamp_milestones', 'stamp_reward', 'stamps_required', 'type'):
             batch_op.drop_column(column)
