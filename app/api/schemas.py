@@ -161,8 +161,8 @@ class ExpiryIn(Schema):
 
 
 class EarnRulesIn(Schema):
-    minimum_spend = DecimalText(high=1_000_000, places=2, allow_none=True, metadata={
-        "description": "A purchase below this earns nothing"})
+    minimum_spend = DecimalText(high=1_000_000, places=2, metadata={
+        "description": "A purchase below this earns nothing; leave it out for none (earn_rules is replaced whole)"})
     category_multipliers = Dict(keys=String(validate=Length(1, 60)), values=DecimalText(high=100, places=2),
                                 validate=Length(max=50), metadata={"example": {"coffee": "2"}})
     excluded_categories = List(String(validate=Length(1, 60)), validate=Length(max=50))
