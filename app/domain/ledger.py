@@ -8,7 +8,10 @@ the lock is then taken once per transaction, not again by each operation.
 Holds (two-phase redeem, app/domain/holds.py) set points aside without spending them: `held_points` grows,
 the balance does not, and available points are the balance less held points. Taking a member's lock also
 releases their holds past expiry, so a hold stops counting the moment it expires, whoever touches the member
-next (the sweep records the release for members nobody touches)."""
+next (the sweep records the release for members nobody touches).
+
+Credits are lots (app/domain/lots.py): a redeem, a negative adjustment and a hold's capture spend the
+soonest-expiring lots and record what they took; a hold itself takes no lot. An expiry never takes held points."""
 
 from __future__ import annotations
 
