@@ -1,19 +1,19 @@
-"""Property-based: any sequence of earns, redemptions, adjustments, reversals, expiry and pending release, with a
-clock that moves on, keeps the books: the balance is the sum of the open lots and never negative, every point
-taken from a lot is recorded against the entry that took it, spends take the soonest-expiring lots first, and
-`ledger verify` stays clean."""
+"""Property-based: any sequence of earns, redemptions, adjustments, reversals, expiry, pending release and checkout
+holds (placed, captured, voided), with a clock that moves on, keeps the books: the balance is the sum of the open
+lots and never below the points held, every point taken from a lot is recorded against the entry that took it,
+spends (captures too) take the soonest-expiring lots first, and `ledger verify` stays clean."""
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import time_machine
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from app.domain import ledger, members
 from app.domain.errors import DomainError
-from app.models import LedgerEntry, LotConsumption, Member, Program
+from app.models import Hold, LedgerEntry, LotConsumption, Member, Program
 from app.services import services
 from tests.factories import make_merchant, make_program
 
@@ -29,6 +29,9 @@ operations = st.lists(st.one_of(
     st.tuples(st.just("advance"), st.integers(0, 12)),
     st.tuples(st.just("expire")),
     st.tuples(st.just("release")),
+    st.tuples(st.just("hold"), st.integers(1, 200)),
+    st.tuples(st.just("capture"), st.integers(0, 5)),
+    st.tuples(st.just("void"), st.integers(0, 5)),
 ), max_size=30)
 
 
@@ -44,6 +47,7 @@ def programs(app):
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=operations, pending=st.booleans())
+@example(steps=[("earn", 100), ("hold", 80), ("advance", 11), ("expire",), ("capture", 0)], pending=False)
 def test_any_sequence_keeps_the_books(app, programs, steps, pending):
     with app.app_context(), time_machine.travel(START, tick=False) as clock:
         session = services(app).sessions()
@@ -85,10 +89,22 @@ def _apply(session, member_id: int, step: tuple) -> None:
         elif step[0] == "expire":
             ledger.expire_due_lots(session, member, now)
             session.flush()
-            assert not [lot for lot in _lots(session, member_id) if lot.pending_until is None
-                        and lot.expires_at is not None and lot.expires_at <= now], "a due lot survived the sweep"
+            survived = sum(lot.lot_remaining for lot in _lots(session, member_id) if lot.pending_until is None
+                           and lot.expires_at is not None and lot.expires_at <= now)
+            assert survived <= member.held_points, "a due lot no hold keeps survived the sweep"
         elif step[0] == "release":
             ledger.release_pending_lots(session, member, now)
+        elif step[0] == "hold":
+            ledger.hold_points(session, member, step[1], expires_at=now + timedelta(days=12))  # outlives some lots
+        elif step[0] in ("capture", "void"):
+            held = session.scalars(select(Hold).where(Hold.member_id == member_id, Hold.status == ledger.HELD)
+                                   .order_by(Hold.id)).all()
+            if held:
+                status = ledger.CAPTURED if step[0] == "capture" else ledger.VOIDED
+                entry = ledger.finish_hold(session, member, held[step[1] % len(held)], status, now)
+                if status == ledger.CAPTURED:
+                    session.flush()
+                    _check_soonest_first(session, entry)
         session.commit()
     except DomainError:
         session.rollback()
@@ -113,7 +129,7 @@ def _check_soonest_first(session, spend: LedgerEntry) -> None:
 def _check(session, member_id: int) -> None:
     session.expire_all()
     member = session.get(Member, member_id)
-    assert member.points_balance >= 0 and member.pending_points >= 0
+    assert member.points_balance >= member.held_points >= 0 and member.pending_points >= 0
     assert not [row for row in ledger.verify_balances(session) if row["member_id"] == member_id]
     entries = session.scalars(select(LedgerEntry).where(LedgerEntry.member_id == member_id)).all()
     taken = dict(session.execute(select(LotConsumption.entry_id, func.sum(LotConsumption.points))
@@ -126,7 +142,7 @@ def _check(session, member_id: int) -> None:
     for entry in entries:
         if entry.points < 0 or entry.kind == "reversal":  # every point a debit moved came from (or went to) a lot
             assert taken.get(entry.id, 0) == -entry.points, (entry.kind, entry.points, taken.get(entry.id))
-        else:  # every point of a credit is still in its lot or was taken by a recorded entry
+        elif entry.points > 0:  # every point of a credit is still in its lot or was taken by a recorded entry
             assert entry.lot_remaining + given_back.get(entry.id, 0) == entry.points, entry.kind
     spendable = sum(lot.lot_remaining for lot in entries if lot.lot_remaining and lot.pending_until is None)
     assert spendable == member.points_balance
