@@ -56,5 +56,9 @@ class CardAssets:
 
 
 def card_images(session: Session, program: Program) -> dict[str, bytes]:
-    """The program's uploaded images over Punchpass's default icon and logo."""
-    return {**default_images(), **program_images(session, program.id)}
+    """The program's uploaded images over Punchpass's default icon and logo. A stamp card's strip is its
+    stamps, made per card (app/cards.py), so an uploaded strip is left out."""
+    images = {**default_images(), **program_images(session, program.id)}
+    if program.type == "stamps":
+        images = {name: data for name, data in images.items() if not name.startswith("strip")}
+    return images

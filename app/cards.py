@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
 
 from flask import Response
 from sqlalchemy.dialects import postgresql, sqlite
@@ -11,12 +12,17 @@ from sqlalchemy.orm import Session
 
 from app.card_assets import CardAssets
 from app.config import AppleConfig, Config
+from app.domain import lots
+from app.domain.calendar import last_day, program_zone
+from app.domain.earnrules import plain
 from app.domain.members import next_goals, without_expired_holds
 from app.domain.passupdates import last_modified
+from app.domain.stamps import open_vouchers
 from app.models import Member, SignedPass, utcnow
 from app.services import app_config, services
 from passes import PassSigner
 from passes.personalization import personalization_files
+from passes.stamps import MAX_STAMPS, stamp_strip
 from passes.storecard import Branding, StoreCard, store_card_json
 
 PKPASS_MIMETYPE = "application/vnd.apple.pkpass"
@@ -30,10 +36,12 @@ def card_settings_fingerprint(config: Config) -> str:
     return hashlib.sha256("\n".join(settings).encode()).hexdigest()
 
 
-def store_card(member: Member) -> StoreCard:
-    """What the card shows, from the member and program rows."""
+def store_card(member: Member, pending_until: datetime | None = None, vouchers: tuple[str, ...] = ()) -> StoreCard:
+    """What the card shows, from the member and program rows (and, with pending points, the day the first
+    pending lot becomes spendable; on a stamp card, the open vouchers)."""
     config, program = app_config(), member.program
     upcoming_tier, upcoming_reward = next_goals(member)
+    zone = program_zone(program)
     return StoreCard(
         pass_type_id=config.apple.pass_type_id, team_id=config.apple.team_id,
         serial_number=member.serial_number, authentication_token=member.auth_token,
@@ -47,7 +55,27 @@ def store_card(member: Member) -> StoreCard:
         terms=program.terms, program_info=program.program_info, locales=tuple(program.locales),
         nfc_message=member.barcode_token if config.apple.nfc_public_key else None,
         nfc_encryption_public_key=config.apple.nfc_public_key, voided=member.deleted_at is not None,
+        member_locale=member.locale,
+        expiring=(member.next_expiry_points, last_day(zone, member.next_expiry_at)) if member.next_expiry_at else None,
+        pending=(member.pending_points, pending_until.astimezone(zone).date())
+        if member.pending_points and pending_until else None,
+        promotion=program.shown_promotion, tier_perks=_benefits(member),
+        stamps=(member.stamps, program.stamps_required) if _stamp_card(member) else None, vouchers=vouchers,
     )
+
+
+def _benefits(member: Member) -> str | None:
+    """The tier's earn multiplier (language-neutral "×1.5") and perks text."""
+    tier = member.tier
+    if tier is None:
+        return None
+    parts = [f"×{plain(tier.multiplier)}" if tier.multiplier is not None and tier.multiplier != 1 else "",
+             tier.perks or ""]
+    return " · ".join(filter(None, parts)) or None
+
+
+def _stamp_card(member: Member) -> bool:
+    return member.program.type == "stamps" and bool(member.program.stamps_required)
 
 
 def signed_pass(session: Session, member: Member) -> bytes:
@@ -57,7 +85,10 @@ def signed_pass(session: Session, member: Member) -> bytes:
     shared = services()
     member = without_expired_holds(session, member)  # the card shows available points as of now
     assets = shared.card_assets.get(session, member.program)
-    pass_json, files = store_card_json(store_card(member)), _enrollment_files(member, assets)
+    pending_until = lots.next_release(session, member.id) if member.pending_points else None
+    vouchers = tuple(v.name for v in open_vouchers(session, member.id)) if _stamp_card(member) else ()
+    pass_json = store_card_json(store_card(member, pending_until, vouchers))
+    files = {**_enrollment_files(member, assets), **_stamp_strip(member)}
     key = f"{assets.packager.content_digest(pass_json, files)}:{shared.signer_id}"
     cached = session.get(SignedPass, member.id)
     if cached is not None and cached.cache_key == key:
@@ -73,6 +104,15 @@ def _store_signed_pass(session: Session, member_id: int, key: str, data: bytes) 
     statement = insert(SignedPass).values(member_id=member_id, cache_key=key, data=data)
     session.execute(statement.on_conflict_do_update(index_elements=[SignedPass.member_id],
                                                     set_={"cache_key": key, "data": data}))
+
+
+def _stamp_strip(member: Member) -> dict[str, bytes]:
+    """A stamp card's strip: its stamps, the collected ones filled (label colour on the background)."""
+    if not _stamp_card(member):
+        return {}
+    program = member.program
+    return stamp_strip(min(program.stamps_required, MAX_STAMPS), min(member.stamps, MAX_STAMPS),
+                       program.background_color, program.label_color)
 
 
 def _enrollment_files(member: Member, assets: CardAssets) -> dict[str, bytes]:

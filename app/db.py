@@ -71,7 +71,7 @@ def insert_row(session: Session, row: Base) -> Base:
 
 def update_changed(session: Session, row: Base) -> None:
     """UPDATE the columns of a loaded object that changed since it was loaded, in one Core statement, and mark
-    the object clean. A changed relationship must agree with its foreign key (`retier` sets both); otherwise,
+    the object clean. A changed relationship must agree with its foreign key (`tiers.show_tier` sets both); otherwise,
     or for an object not yet stored, the unit of work writes it as usual."""
     state = inspect(row)
     mapper = state.mapper

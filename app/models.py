@@ -136,6 +136,29 @@ class Program(Base):
     program_info: Mapped[str | None] = mapped_column(Text, nullable=True)
     # IANA zone: month and year ends, days of the week and "this month" are the program's (app/domain/calendar.py)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    type: Mapped[str] = mapped_column(String(8), default="points")  # "points" or "stamps"
+    stamps_required: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a full stamp card
+    stamp_reward: Mapped[str | None] = mapped_column(String(120), nullable=True)  # what a full card's voucher gives
+    stamp_milestones: Mapped[list] = mapped_column(JSON, default=list)  # [{"stamps", "reward"}] before a full card
+    stamps_expire_days: Mapped[int | None] = mapped_column(Integer, nullable=True)  # after the last stamp
+    # When earned points expire (app/domain/expiry.py): never, rolling_days, end_of_month, end_of_year; `days`
+    # is the rolling period, or for month/year ends how far after the earn the period ends.
+    expiry_policy: Mapped[str] = mapped_column(String(16), default="never")
+    expiry_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    expiry_warn_days: Mapped[int] = mapped_column(Integer, default=14)  # "points expiring" this many days ahead
+    pending_days: Mapped[int] = mapped_column(Integer, default=0)  # earned points spendable after (returns window)
+    # Money-to-points rules (app/domain/earnrules.py): minimum_spend, category_multipliers, excluded_categories
+    earn_rules: Mapped[dict] = mapped_column(JSON, default=dict)
+    promotions: Mapped[list] = mapped_column(JSON, default=list)  # [{name, multiplier, starts_at?, ends_at?, days?}]
+    # The promotion the cards show ("Double weekend x2"): set when one starts or ends (a design change, so every
+    # card updates), not read from the clock while building a card.
+    shown_promotion: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    bonus_actions: Mapped[dict] = mapped_column(JSON, default=dict)  # kind -> {"points", "cap"}
+    # Tiers qualify on points earned (or money spent) within the last `tier_window_months`; a member falling
+    # short keeps the tier until the review date plus `tier_grace_days` (app/domain/tiers.py).
+    tier_basis: Mapped[str] = mapped_column(String(8), default="points")
+    tier_window_months: Mapped[int] = mapped_column(Integer, default=12)
+    tier_grace_days: Mapped[int] = mapped_column(Integer, default=30)
     design_version: Mapped[int] = mapped_column(Integer, default=1)
     # A design change is one row update here, not a rewrite of every member: a card's update tag and
     # Last-Modified are the later of its own and its program's.
@@ -171,6 +194,8 @@ class Tier(Base):
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
     name: Mapped[str] = mapped_column(String(60))
     threshold: Mapped[int] = mapped_column(Integer)
+    multiplier: Mapped[Decimal] = mapped_column(Numeric(6, 2), default=Decimal(1))  # on points earned by money
+    perks: Mapped[str | None] = mapped_column(Text, nullable=True)  # shown on the card and the member
 
 
 class Reward(Base):
@@ -208,6 +233,27 @@ class Member(Base):
     tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)
     # A tier set by hand (an import's `tier_override`), not reached by points.
     tier_override_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)
+    tier_override_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # None: no end
+    # The tier the member's points reached and hold until `tier_review_at` (`tier_id` is the tier shown: the
+    # override while it lasts, else the higher of this and a paid membership's).
+    earned_tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)
+    tier_review_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When the earned tier was reached: reviews fall on its anniversaries (a window apart), so one reached on
+    # 31 Jan is reviewed on the last day of shorter months without drifting to the 28th for good.
+    tier_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The paid membership in force (app/domain/memberships.py): its tier and when it lapses.
+    membership_tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"), nullable=True)
+    membership_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Points earned (or money spent) in the tier window as of the last earn or review: an upper bound between
+    # them (old earns leave the window), so an earn queries the exact figure only when it may reach a tier.
+    qualifying_total: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+    pending_points: Mapped[int] = mapped_column(Integer, default=0)  # earned, not yet spendable (pending lots)
+    stamps: Mapped[int] = mapped_column(Integer, default=0)  # on the current stamp card (app/domain/stamps.py)
+    last_stamp_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The soonest-expiring open lots, kept with the lots so the card and the member need no extra query.
+    next_expiry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    next_expiry_points: Mapped[int] = mapped_column(Integer, default=0)
+    expiry_warned_through: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # lots up to it
     serial_number: Mapped[str] = mapped_column(String(64), unique=True)
     auth_token: Mapped[str] = mapped_column(String(64))
     barcode_token: Mapped[str] = mapped_column(String(64), unique=True)
@@ -239,11 +285,17 @@ class Member(Base):
 
 
 class LedgerEntry(Base):
-    """Append-only. `points` is signed: earn/adjust-up positive, redeem/expire negative, a reversal the opposite
-    of what it reverses. `balance_after` makes the statement readable without re-summing."""
+    """Append-only: `points` never changes. `points` is signed: earn/adjust-up positive, redeem/expire negative,
+    a reversal the opposite of what it reverses. `balance_after` makes the statement readable without re-summing.
+
+    A credit is also a *lot* (app/domain/lots.py): `lot_remaining` is what is left of it to spend (None on debits),
+    falling as it is spent or expires (each taking recorded in `lot_consumptions`); `expires_at` when what is left
+    expires; `pending_until` set while it is not spendable yet."""
     __tablename__ = "ledger_entries"
     __table_args__ = (Index("ix_ledger_member_created", "member_id", "id"),
-                      Index("ix_ledger_merchant_created", "merchant_id", "created_at"))  # dashboard charts
+                      Index("ix_ledger_merchant_created", "merchant_id", "created_at"),  # dashboard charts
+                      Index("ix_ledger_lots_expiry", "expires_at"),
+                      Index("ix_ledger_lots_pending", "pending_until"))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
@@ -263,6 +315,58 @@ class LedgerEntry(Base):
     # Who made it: the API key (and the store its till is in); None for the system (expiry, a CLI command).
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
     store: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    rule: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the rules that made it ("why?")
+    stamps: Mapped[int] = mapped_column(Integer, default=0)  # stamps it added to a stamp card
+    lot_remaining: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LotConsumption(Base):
+    """Which lots an entry took points from (a redemption, an expiry, a reversal) or gave back to (`points`
+    negative: a reversed redemption restores the lots it spent, with their dates)."""
+    __tablename__ = "lot_consumptions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"), index=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"), index=True)
+    points: Mapped[int] = mapped_column(Integer)
+
+    entry: Mapped[LedgerEntry] = relationship(foreign_keys=[entry_id])
+    lot: Mapped[LedgerEntry] = relationship(foreign_keys=[lot_id])
+
+
+class Voucher(Base):
+    """A reward a full stamp card issued: redeemable once, at the till, with its id."""
+    __tablename__ = "vouchers"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    name: Mapped[str] = mapped_column(String(120))
+    issued_by_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"))  # the stamp that filled the card
+    redeemed_by_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    issued_by: Mapped[LedgerEntry] = relationship(foreign_keys=[issued_by_id])
+    redeemed_by: Mapped[LedgerEntry | None] = relationship(foreign_keys=[redeemed_by_id])
+
+
+class MembershipPeriod(Base):
+    """A paid membership the merchant recorded: it grants `tier_id` from `starts_at` until `ends_at`."""
+    __tablename__ = "membership_periods"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id", ondelete="SET NULL"),
+                                                nullable=True)  # None: the tier was removed
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    remind_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # the renewal reminder is due
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # its tier took effect
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

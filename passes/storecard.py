@@ -8,13 +8,14 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from passes.strings import LOCALES
+from passes.strings import LOCALES, points_notice
 
 BARCODE_FORMATS = {
     "qr": "PKBarcodeFormatQR",
@@ -84,6 +85,13 @@ class StoreCard:
     nfc_requires_authentication: bool = False
     locales: tuple[str, ...] = LOCALES
     voided: bool = False  # Apple: Wallet shows the pass as void (the member was deleted)
+    member_locale: str = "en"  # the language of the sentences below (they carry a number and a day)
+    expiring: tuple[int, date] | None = None  # the soonest points to expire and their last day
+    pending: tuple[int, date] | None = None  # points not spendable yet and the day they become so
+    promotion: str | None = None  # the promotion running now ("Double weekend x2"), merchant text
+    tier_perks: str | None = None  # what the tier gives, merchant text
+    stamps: tuple[int, int] | None = None  # a stamp card: (stamps collected, stamps that fill the card)
+    vouchers: tuple[str, ...] = ()  # rewards full stamp cards issued, not yet used
 
     def __post_init__(self) -> None:
         for name in ("pass_type_id", "team_id", "serial_number", "organization_name",
@@ -198,7 +206,7 @@ def _barcode(card: StoreCard) -> dict:
 
 def _store_card_fields(card: StoreCard) -> dict:
     """Front: balance, then name/tier and the nearest goal (<= 4 fields); the rest on the back."""
-    secondary = [*_member_fields(card), *_tier_fields(card)]
+    secondary = [*_stamp_fields(card), *_member_fields(card), *_tier_fields(card)]
     room = MAX_FRONT_DETAIL_FIELDS - len(secondary)
     auxiliary, back_goals = _place_goals(_goal_fields(card), room)
     return {
@@ -218,6 +226,14 @@ def _balance_field(card: StoreCard) -> dict:
     """Contract: the balance is the bare number with a `%@` change message."""
     return _field("balance", "balance.label", card.points_balance,
                   changeMessage="balance.changed", numberStyle="PKNumberStyleDecimal")
+
+
+def _stamp_fields(card: StoreCard) -> list[dict]:
+    """A stamp card's count, "3/10" (the strip image shows the same)."""
+    if card.stamps is None:
+        return []
+    collected, required = card.stamps
+    return [_field("stamps", "stamps.label", f"{collected}/{required}", changeMessage="stamps.changed")]
 
 
 def _member_fields(card: StoreCard) -> list[dict]:
@@ -260,9 +276,24 @@ def _place_goals(goals: list[list[dict]], room: int) -> tuple[list[dict], list[d
     return front, back
 
 
+def _state_fields(card: StoreCard) -> list[dict]:
+    """Lots and offers: what expires when, what is pending, the promotion running, the tier's benefits."""
+    fields = []
+    for name, state in (("expiring", card.expiring), ("pending", card.pending)):
+        if state is not None and state[0] > 0:
+            fields.append(_field(name, f"{name}.label", points_notice(name, card.member_locale, *state)))
+    if card.promotion:
+        fields.append(_field("promotion", "promotion.label", card.promotion))
+    if card.tier_perks:
+        fields.append(_field("perks", "perks.label", card.tier_perks))
+    if card.vouchers:
+        fields.append(_field("vouchers", "vouchers.label", "\n".join(card.vouchers)))
+    return fields
+
+
 def _back_fields(card: StoreCard) -> list[dict]:
-    """How to use the card, live updates, then the merchant's own texts."""
-    fields = [_field("how_to_use", "how_to_use.label", "how_to_use.text")]
+    """Lots and offers, how to use the card, live updates, then the merchant's own texts."""
+    fields = [*_state_fields(card), _field("how_to_use", "how_to_use.label", "how_to_use.text")]
     if card.web_service_url is not None:
         fields.append(_field("updates", "updates.label", "updates.text"))
     fields.append(_field("program", "program.label", card.program_name))

@@ -7,6 +7,7 @@ never collide with one by accident (Wallet also looks field values up as keys).
 """
 
 from collections.abc import Iterable
+from datetime import date
 from functools import lru_cache
 
 FALLBACK_LOCALE = "en"
@@ -37,6 +38,13 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "program.label": "Program",
         "program_info.label": "About the program",
         "terms.label": "Terms and conditions",
+        "expiring.label": "Expiring points",
+        "pending.label": "Pending points",
+        "promotion.label": "Promotion",
+        "perks.label": "Tier benefits",
+        "stamps.label": "Stamps",
+        "stamps.changed": "You now have %@ stamps.",
+        "vouchers.label": "Your vouchers",
     },
     "ja": {
         "balance.label": "ポイント",
@@ -63,6 +71,13 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "program.label": "会員プログラム",
         "program_info.label": "プログラムについて",
         "terms.label": "利用規約",
+        "expiring.label": "失効予定のポイント",
+        "pending.label": "保留中のポイント",
+        "promotion.label": "キャンペーン",
+        "perks.label": "ランク特典",
+        "stamps.label": "スタンプ",
+        "stamps.changed": "スタンプが%@個になりました。",
+        "vouchers.label": "お持ちのクーポン",
     },
     "ko": {
         "balance.label": "포인트",
@@ -89,10 +104,34 @@ TRANSLATIONS: dict[str, dict[str, str]] = {
         "program.label": "멤버십 프로그램",
         "program_info.label": "프로그램 안내",
         "terms.label": "이용 약관",
+        "expiring.label": "소멸 예정 포인트",
+        "pending.label": "적립 대기 포인트",
+        "promotion.label": "프로모션",
+        "perks.label": "등급 혜택",
+        "stamps.label": "스탬프",
+        "stamps.changed": "스탬프가 %@개가 되었습니다.",
+        "vouchers.label": "보유 쿠폰",
     },
 }
 
 LOCALES: tuple[str, ...] = tuple(TRANSLATIONS)  # the languages a card can speak: en, ja, ko
+
+# Sentences with a number and a day, written in the member's language (a label cannot take arguments).
+POINTS_NOTICES: dict[str, dict[str, str]] = {
+    "en": {"expiring": "{points} points expire on {day}", "pending": "{points} pending until {day}"},
+    "ja": {"expiring": "{day}に{points}ポイントが失効します", "pending": "{points}ポイントは{day}から利用できます"},
+    "ko": {"expiring": "{day}에 {points}포인트가 소멸됩니다",
+           "pending": "{points}포인트는 {day}부터 사용할 수 있습니다"},
+}
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def points_notice(kind: str, locale: str, points: int, day: date) -> str:
+    """"300 points expire on 30 Jun", "6月30日に300ポイントが失効します", ... (`kind`: expiring or pending)."""
+    language = resolve_locale(locale)
+    text = {"en": f"{day.day} {_MONTHS_EN[day.month - 1]}", "ja": f"{day.month}月{day.day}日",
+            "ko": f"{day.month}월 {day.day}일"}[language]
+    return POINTS_NOTICES[language][kind].format(points=f"{points:,}", day=text)
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _UNESCAPES = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t"}

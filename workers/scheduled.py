@@ -18,6 +18,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from app.config import Config
+from app.domain import sweeps
 from app.domain.holds import expire_due_holds
 from app.domain.retention import prune_expired
 from app.domain.schedule import add_missing_jobs, claim_job, due_jobs, fail_job, finish_job
@@ -53,8 +54,18 @@ def expire_holds(session: Session, as_of: datetime, config: Config) -> int:
 SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("prune_retention", timedelta(minutes=5), prune_retention),
     PeriodicJob("expire_holds", timedelta(seconds=30), expire_holds),
-    # The loyalty engine's jobs go here, one line each, as they land (issue 11): the points expiry sweep,
-    # pending-points release, tier review and renewal reminders.
+    PeriodicJob("release_pending_points", timedelta(minutes=15),
+                lambda session, as_of, _: sweeps.release_pending_points(session, as_of)),
+    PeriodicJob("expire_points", timedelta(minutes=15), lambda session, as_of, _: sweeps.expire_points(session, as_of)),
+    PeriodicJob("warn_expiring_points", timedelta(hours=1),
+                lambda session, as_of, _: sweeps.warn_expiring_points(session, as_of)),
+    PeriodicJob("show_promotions", timedelta(minutes=1),
+                lambda session, as_of, _: sweeps.show_promotions(session, as_of)),
+    PeriodicJob("review_tiers", timedelta(hours=1), lambda session, as_of, _: sweeps.review_tiers(session, as_of)),
+    PeriodicJob("expire_stamp_cards", timedelta(hours=1),
+                lambda session, as_of, _: sweeps.expire_stamp_cards(session, as_of)),
+    PeriodicJob("update_memberships", timedelta(minutes=15),
+                lambda session, as_of, _: sweeps.update_memberships(session, as_of)),
 )
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.domain.earnrules import promotion_runs
 from app.domain.holds import status_at
 from app.domain.members import next_goals
+from app.domain.stamps import open_vouchers
+from app.domain.tiers import tier_by_id
 from app.google_cards import google_save_url
-from app.models import Hold, LedgerEntry, Member, Program
+from app.models import Hold, LedgerEntry, Member, MembershipPeriod, Program, utcnow
 from app.receipts import receipt_line
-from app.services import app_config
+from app.services import app_config, db_session
 
 
 def member_json(member: Member) -> dict:
@@ -19,7 +22,15 @@ def member_json(member: Member) -> dict:
         "phone": member.phone, "external_id": member.external_id, "locale": member.locale,
         "points_balance": member.points_balance, "held_points": member.held_points,
         "available_points": member.available_points,
-        "lifetime_points": member.lifetime_points, "tier": member.tier.name if member.tier else None,
+        "lifetime_points": member.lifetime_points, "pending_points": member.pending_points,
+        "stamps": member.stamps,
+        "vouchers": open_vouchers(db_session(), member.id) if member.program.type == "stamps" else [],
+        "expiring": {"points": member.next_expiry_points, "expires_at": member.next_expiry_at}
+        if member.next_expiry_at else None,
+        "tier": member.tier.name if member.tier else None,
+        "tier_benefits": {"multiplier": member.tier.multiplier, "perks": member.tier.perks} if member.tier else None,
+        "tier_qualifying": member.qualifying_total, "tier_review_at": member.tier_review_at,
+        "tier_override": _override(member), "membership": _membership(member),
         "next_tier": upcoming_tier._asdict() if upcoming_tier else None,
         "next_reward": upcoming_reward._asdict() if upcoming_reward else None,
         "serial_number": member.serial_number, "barcode_value": member.barcode_token,
@@ -28,6 +39,24 @@ def member_json(member: Member) -> dict:
         "wallets": {"apple": {"installed": member.apple_devices > 0, "devices": member.apple_devices},
                     "google": {"saved": member.google_saved}},
     }
+
+
+def _override(member: Member) -> dict | None:
+    tier = tier_by_id(member.program, member.tier_override_id)
+    return {"tier": tier.name, "until": member.tier_override_until} if tier else None
+
+
+def _membership(member: Member) -> dict | None:
+    tier = tier_by_id(member.program, member.membership_tier_id)
+    return {"tier": tier.name, "ends_at": member.membership_ends_at} if tier else None
+
+
+def membership_json(period: MembershipPeriod, member: Member) -> dict:
+    tier = tier_by_id(member.program, period.tier_id)
+    now = utcnow()
+    return {"id": period.id, "member_id": period.member_id, "tier": tier.name if tier else None,
+            "starts_at": period.starts_at, "ends_at": period.ends_at, "amount": period.amount,
+            "currency": period.currency, "active": period.starts_at <= now < period.ends_at}
 
 
 def apple_pass_url(member: Member) -> str:
@@ -52,13 +81,29 @@ def program_json(program: Program, image_names: list[str]) -> dict:
                      "label_color": program.label_color, "logo_text": program.logo_text},
         "tiers": program.tiers, "rewards": [r for r in program.rewards if r.active], "locales": program.locales,
         "barcode_format": program.barcode_format, "terms": program.terms, "program_info": program.program_info,
-        "timezone": program.timezone, "images": sorted(image_names), "created_at": program.created_at,
+        "timezone": program.timezone, "type": program.type, "stamps_required": program.stamps_required,
+        "stamp_reward": program.stamp_reward, "stamp_milestones": program.stamp_milestones or [],
+        "stamps_expire_days": program.stamps_expire_days,
+        "expiry": {"policy": program.expiry_policy, "days": program.expiry_days, "warn_days": program.expiry_warn_days},
+        "pending_days": program.pending_days,
+        "earn_rules": {"minimum_spend": None, "category_multipliers": {}, "excluded_categories": [],
+                       **(program.earn_rules or {})},
+        "promotions": [{**promotion, "active": promotion_runs(program, promotion, utcnow())}
+                       for promotion in program.promotions or ()],
+        "bonus_actions": program.bonus_actions or {},
+        "tier_rules": {"basis": program.tier_basis, "window_months": program.tier_window_months,
+                       "grace_days": program.tier_grace_days},
+        "images": sorted(image_names), "created_at": program.created_at,
     }
 
 
-def transaction_json(entry: LedgerEntry, member: Member, shortfall: int = 0) -> dict:
+def transaction_json(entry: LedgerEntry, member: Member, shortfall: int = 0, rules: list[dict] | None = None) -> dict:
     return {"transaction": entry, "member": member_json(member), "shortfall": shortfall,
-            "receipt": receipt(entry, member)}
+            "rules": rules if rules is not None else _entry_rules(entry), "receipt": receipt(entry, member)}
+
+
+def _entry_rules(entry: LedgerEntry) -> list[dict]:
+    return [{"rule": entry.kind, "detail": entry.rule, "multiplier": None}] if entry.rule else []
 
 
 def receipt(entry: LedgerEntry, member: Member) -> str:

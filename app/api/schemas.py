@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import re
+from datetime import timezone
 from decimal import Decimal as D
 
 from apiflask import Schema
-from apiflask.fields import Boolean, DateTime, Decimal, Email, Field, File, Integer, List, Nested, String
+from apiflask.fields import Boolean, DateTime, Decimal, Dict, Email, Field, File, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
+from app.domain.bonuses import BONUS_KINDS, CAP_PERIODS
 from app.domain.calendar import is_time_zone, time_zone_names
+from app.domain.earnrules import ROUNDING, WEEKDAYS
 from app.domain.events import EVENT_TYPES
 from app.domain.holds import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
-from app.domain.ledger import MAX_POINTS, ROUNDING
+from app.domain.ledger import MAX_POINTS
+from app.domain.lots import EXPIRY_POLICIES
 from app.domain.members import PHONE_PATTERN
 from app.domain.programs import SLUG_LENGTH, SLUG_PATTERN, SLUG_RULE
+from app.domain.stamps import MAX_STAMPS_PER_EARN
 from app.domain.webhook_targets import MAX_URL_LENGTH
 from app.pairing import DEFAULT_TTL_SECONDS as DEFAULT_PAIRING_TTL
 from app.pairing import MAX_TTL_SECONDS as MAX_PAIRING_TTL
 from app.service_accounts import PROJECT_ID_PATTERN
 from app.untrusted import MAX_ID
 from passes.images import UPLOAD_KINDS
+from passes.stamps import MAX_STAMPS
 from passes.storecard import BARCODE_FORMATS
 from passes.strings import LOCALES
 
@@ -53,7 +59,26 @@ class DecimalOut(Decimal):
     """Decimals leave as strings ("12.50"): exact, unlike a JSON number."""
 
     def __init__(self, **kwargs):
-        super().__init__(as_string=True, metadata={"type": "string", "format": "decimal"}, **kwargs)
+        metadata = {"type": "string", "format": "decimal", **kwargs.pop("metadata", {})}
+        super().__init__(as_string=True, metadata=metadata, **kwargs)
+
+
+class Instant(DateTime):
+    """An ISO 8601 instant, UTC when it has no offset, between the years 2000 and 2999 (a date the database and
+    month arithmetic can take in any zone)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        try:
+            in_range = 2000 <= moment.astimezone(timezone.utc).year <= 2999
+        except OverflowError:
+            in_range = False
+        if not in_range:
+            raise ValidationError("Must be a date between the years 2000 and 2999.")
+        return moment
+
 
 
 def _exactly_one(data: dict, fields: tuple[str, ...]) -> None:
@@ -124,7 +149,65 @@ class BrandingIn(Schema):
 class TierIn(Schema):
     id = _id(metadata={"description": "An existing tier to change in place; omit for a new tier"})
     name = String(required=True, validate=Length(1, 60))
-    threshold = WholeNumber(required=True, validate=Range(min=0, max=MAX_POINTS))
+    threshold = WholeNumber(required=True, validate=Range(min=0, max=MAX_POINTS), metadata={
+        "description": "Points earned (or money spent, with tier_rules.basis spend) within the tier window"})
+    multiplier = DecimalText(high=100, places=2, metadata={"description": "Earn multiplier on money, default 1"})
+    perks = String(validate=Length(max=500), allow_none=True, metadata={"description": "Shown on the card"})
+
+
+class ExpiryIn(Schema):
+    policy = String(required=True, validate=OneOf(EXPIRY_POLICIES))
+    days = WholeNumber(validate=Range(min=0, max=3650), allow_none=True, metadata={
+        "description": "rolling_days: days after each earn (required); end_of_month/end_of_year: the period "
+                       "that this many days after the earn falls in"})
+    warn_days = WholeNumber(validate=Range(min=0, max=365), metadata={
+        "description": "points.expiring fires this many days ahead (default 14)"})
+
+    @validates_schema
+    def _rolling_needs_days(self, data, **_):
+        if data.get("policy") == "rolling_days" and not data.get("days"):
+            raise ValidationError("rolling_days needs days of at least 1.", "days")
+
+
+class EarnRulesIn(Schema):
+    minimum_spend = DecimalText(high=1_000_000, places=2, metadata={
+        "description": "A purchase below this earns nothing; leave it out for none (earn_rules is replaced whole)"})
+    category_multipliers = Dict(keys=String(validate=Length(1, 60)), values=DecimalText(high=100, places=2),
+                                validate=Length(max=50), metadata={"example": {"coffee": "2"}})
+    excluded_categories = List(String(validate=Length(1, 60)), validate=Length(max=50))
+
+
+class PromotionIn(Schema):
+    name = String(required=True, validate=Length(1, 60))
+    multiplier = DecimalText(high=100, places=2, required=True, metadata={"example": "2"})
+    starts_at = Instant(allow_none=True, metadata={"description": "ISO 8601; UTC when no offset is given"})
+    ends_at = Instant(allow_none=True)
+    days_of_week = List(String(validate=OneOf(WEEKDAYS)), validate=Length(max=7), metadata={
+        "description": "Only on these days of the program's calendar; every day when absent"})
+
+
+class BonusActionIn(Schema):
+    points = _points(required=True)
+    cap = WholeNumber(validate=Range(min=1, max=10_000), allow_none=True, metadata={
+        "description": "At most this many per member (per `per`)"})
+    per = String(validate=OneOf(CAP_PERIODS), metadata={"description": "The cap's period, default ever"})
+
+
+BonusActionsIn = Schema.from_dict({kind: Nested(BonusActionIn, allow_none=True) for kind in BONUS_KINDS},
+                                  name="BonusActionsIn")
+
+
+class StampMilestoneIn(Schema):
+    stamps = WholeNumber(required=True, validate=Range(min=1, max=MAX_STAMPS))
+    reward = String(required=True, validate=Length(1, 120))
+
+
+class TierRulesIn(Schema):
+    basis = String(validate=OneOf(("points", "spend")), metadata={
+        "description": "points earned or money spent in the window (default points)"})
+    window_months = WholeNumber(validate=Range(min=1, max=120), metadata={"description": "default 12"})
+    grace_days = WholeNumber(validate=Range(min=0, max=3650), metadata={
+        "description": "Days after the review date before a downgrade (default 30)"})
 
 
 class ProgramIn(Schema):
@@ -145,6 +228,21 @@ class ProgramIn(Schema):
     timezone = String(validate=_time_zone, metadata={
         "example": "Asia/Tokyo", "enum": time_zone_names(),
         "description": "IANA time zone of the program's calendar (month ends, days); default UTC"})
+    type = String(validate=OneOf(("points", "stamps")), metadata={"description": "default points"})
+    stamps_required = WholeNumber(validate=Range(min=1, max=MAX_STAMPS), metadata={
+        "description": "Stamps that fill a card (stamps programs)"})
+    stamp_reward = String(validate=Length(1, 120), metadata={"description": "What a full card's voucher gives"})
+    stamp_milestones = List(Nested(StampMilestoneIn), validate=Length(max=10), metadata={
+        "description": "Vouchers on the way to a full card"})
+    stamps_expire_days = WholeNumber(validate=Range(min=1, max=3650), allow_none=True, metadata={
+        "description": "Stamps on a card expire this many days after the last one; null: never"})
+    expiry = Nested(ExpiryIn)
+    pending_days = WholeNumber(validate=Range(min=0, max=365), metadata={
+        "description": "Earned points become spendable this many days later (a returns window); 0: at once"})
+    earn_rules = Nested(EarnRulesIn)
+    promotions = List(Nested(PromotionIn), validate=Length(max=20))
+    bonus_actions = Nested(BonusActionsIn)
+    tier_rules = Nested(TierRulesIn)
 
 
 class ProgramPatch(ProgramIn):
@@ -155,6 +253,41 @@ class TierOut(Schema):
     id = Integer()
     name = String()
     threshold = Integer()
+    multiplier = DecimalOut()
+    perks = String(allow_none=True)
+
+
+class ExpiryOut(Schema):
+    policy = String()
+    days = Integer(allow_none=True)
+    warn_days = Integer()
+
+
+class EarnRulesOut(Schema):
+    minimum_spend = String(allow_none=True)
+    category_multipliers = Dict(keys=String(), values=String())
+    excluded_categories = List(String())
+
+
+class PromotionOut(Schema):
+    name = String()
+    multiplier = String()
+    starts_at = String(allow_none=True)
+    ends_at = String(allow_none=True)
+    days_of_week = List(String(), allow_none=True)
+    active = Boolean(metadata={"description": "Running now"})
+
+
+class BonusActionOut(Schema):
+    points = Integer()
+    cap = Integer(allow_none=True)
+    per = String()
+
+
+class TierRulesOut(Schema):
+    basis = String()
+    window_months = Integer()
+    grace_days = Integer()
 
 
 class RewardIn(Schema):
@@ -198,6 +331,17 @@ class ProgramOut(Schema):
     terms = String(allow_none=True)
     program_info = String(allow_none=True)
     timezone = String()
+    type = String()
+    stamps_required = Integer(allow_none=True)
+    stamp_reward = String(allow_none=True)
+    stamp_milestones = List(Dict())
+    stamps_expire_days = Integer(allow_none=True)
+    expiry = Nested(ExpiryOut)
+    pending_days = Integer()
+    earn_rules = Nested(EarnRulesOut)
+    promotions = List(Nested(PromotionOut))
+    bonus_actions = Dict(keys=String(), values=Nested(BonusActionOut))
+    tier_rules = Nested(TierRulesOut)
     images = List(String())
     created_at = DateTime()
 
@@ -260,6 +404,30 @@ class AppleWalletOut(Schema):
 class WalletsOut(Schema):
     apple = Nested(AppleWalletOut)
     google = Nested(GoogleWalletOut)
+class ExpiringOut(Schema):
+    points = Integer()
+    expires_at = DateTime()
+
+
+class TierBenefitsOut(Schema):
+    multiplier = DecimalOut()
+    perks = String(allow_none=True)
+
+
+class TierOverrideOut(Schema):
+    tier = String()
+    until = DateTime(allow_none=True)
+
+
+class VoucherOut(Schema):
+    id = Integer()
+    name = String()
+    created_at = DateTime()
+
+
+class MembershipSummary(Schema):
+    tier = String()
+    ends_at = DateTime()
 
 
 class MemberOut(Schema):
@@ -274,7 +442,17 @@ class MemberOut(Schema):
     held_points = Integer()
     available_points = Integer()
     lifetime_points = Integer()
+    pending_points = Integer(metadata={"description": "Earned, spendable once the returns window passes"})
+    stamps = Integer(metadata={"description": "Stamps on the current card (stamps programs)"})
+    vouchers = List(Nested(VoucherOut), metadata={"description": "Vouchers full stamp cards issued, not yet used"})
+    expiring = Nested(ExpiringOut, allow_none=True, metadata={"description": "The soonest points to expire"})
     tier = String(allow_none=True)
+    tier_benefits = Nested(TierBenefitsOut, allow_none=True)
+    tier_qualifying = DecimalOut(places=2, metadata={
+        "description": "Points earned (or money spent) in the tier window"})
+    tier_review_at = DateTime(allow_none=True, metadata={"description": "When the tier is next reviewed"})
+    tier_override = Nested(TierOverrideOut, allow_none=True)
+    membership = Nested(MembershipSummary, allow_none=True, metadata={"description": "A paid membership in force"})
     next_tier = Nested(GoalOut, allow_none=True)
     next_reward = Nested(GoalOut, allow_none=True)
     serial_number = String()
@@ -311,26 +489,43 @@ class LookupOut(MemberOut):
 
 
 # Request bodies that take exactly one of some fields: schema name -> each group of fields.
-EXACTLY_ONE = {"EarnIn": [("amount", "points")], "RedeemIn": [("points", "reward_id")],
+EXACTLY_ONE = {"EarnIn": [("amount", "points", "items", "stamps")], "RedeemIn": [("points", "reward_id", "voucher_id")],
                "HoldIn": [("barcode", "member_id"), ("points", "reward_id")],
                "LookupIn": [("barcode", "phone", "email")]}
 
 
+MAX_PURCHASE = 1_000_000_000  # the largest `amount` an earn takes, line items included
+
+
+class LineItemIn(Schema):
+    sku = String(validate=Length(1, 64), allow_none=True)
+    category = String(validate=Length(1, 60), allow_none=True)
+    amount = DecimalText(high=1_000_000, places=2, required=True, metadata={"description": "Unit price"})
+    quantity = WholeNumber(validate=Range(min=1, max=10_000), load_default=1)
+
+
 class EarnIn(Schema):
-    amount = DecimalText(high=1_000_000_000, places=2, metadata={
+    amount = DecimalText(high=MAX_PURCHASE, places=2, metadata={
         "description": "Money spent, converted by the program's points_per_unit (rounded down by default)"})
     points = _points()
+    items = List(Nested(LineItemIn), validate=Length(1, 200), metadata={
+        "description": "Line items, under the program's category multipliers and exclusions"})
+    stamps = WholeNumber(validate=Range(min=1, max=MAX_STAMPS_PER_EARN), metadata={
+        "description": "Stamps to add (stamps programs)"})
     reference = String(validate=Length(1, 200), allow_none=True, metadata={"description": "e.g. the order id"})
     reason = String(validate=Length(1, 200), allow_none=True)
 
     @validates_schema
     def _one_of_amount_or_points(self, data, **_):
         _exactly_one(data, *EXACTLY_ONE["EarnIn"])
+        if sum(item["amount"] * item["quantity"] for item in data.get("items", ())) > MAX_PURCHASE:
+            raise ValidationError(f"The items may total at most {MAX_PURCHASE}.", "items")
 
 
 class RedeemIn(Schema):
     points = _points()
     reward_id = _id()
+    voucher_id = _id(metadata={"description": "A voucher a full stamp card issued"})
     reference = String(validate=Length(1, 200), allow_none=True)
     reason = String(validate=Length(1, 200), allow_none=True)
 
@@ -393,6 +588,9 @@ class TransactionOut(Schema):
     hold_id = Integer(allow_none=True)
     api_key_id = Integer(allow_none=True, metadata={"description": "The API key that made it; null: the system"})
     store = String(allow_none=True, metadata={"description": "The store of that key's till"})
+    rule = String(allow_none=True, metadata={"description": "The rules that produced it"})
+    expires_at = DateTime(allow_none=True)
+    pending_until = DateTime(allow_none=True)
     created_at = DateTime()
 
 
@@ -400,11 +598,19 @@ RECEIPT = {"description": "One line for the till to print, in the member's langu
                           "(\"+12 points · 152 available · 48 to Free Coffee\")"}
 
 
+class AppliedRuleOut(Schema):
+    rule = String(metadata={"description": "base_rate, category_multiplier, excluded_category, minimum_spend, "
+                                           "tier_multiplier, promotion, rounding or bonus"})
+    detail = String()
+    multiplier = String(allow_none=True)
+
+
 class TransactionResult(Schema):
     transaction = Nested(TransactionOut)
     member = Nested(MemberOut)
     shortfall = Integer(metadata={"description": "Reversed points the member had already spent"})
     receipt = String(metadata=RECEIPT)
+    rules = List(Nested(AppliedRuleOut), metadata={"description": "How an earn was computed, in order"})
 
 
 class MemberInHold(MemberOut):
@@ -425,6 +631,21 @@ class HoldOut(Schema):
     transaction = Nested(TransactionOut, allow_none=True, metadata={
         "description": "The capture's transaction (reverse it to refund); null until captured"})
     receipt = String(allow_none=True, metadata={**RECEIPT, "description": RECEIPT["description"] + "; on capture"})
+
+
+class BonusEventIn(Schema):
+    kind = String(required=True, validate=OneOf(BONUS_KINDS))
+    reference = String(validate=Length(1, 200), allow_none=True)
+
+
+class TierOverrideIn(Schema):
+    tier_id = _id(required=True, allow_none=True, metadata={"description": "null ends the override now"})
+    until = Instant(allow_none=True, metadata={"description": "Required with a tier: an override always ends"})
+
+    @validates_schema
+    def _ends(self, data, **_):
+        if data.get("tier_id") is not None and data.get("until") is None:
+            raise ValidationError("An override needs an end date.", "until")
 
 
 class PageQuery(Schema):
@@ -611,3 +832,27 @@ class PairingCodeOut(Schema):
     expires_at = DateTime()
     pair_url = String(metadata={"description": "/checkout with the code in the fragment: what the QR holds"})
     qr_svg = String(metadata={"description": "pair_url as a QR code (SVG), for a screen or a printout"})
+class MembershipIn(Schema):
+    tier_id = _id(required=True, metadata={"description": "The tier the paid period grants"})
+    starts_at = Instant(metadata={"description": "Default now"})
+    ends_at = Instant(required=True)
+    amount = DecimalText(high=1_000_000_000, places=2, required=True, metadata={"description": "Money paid"})
+    currency = String(validate=Regexp(r"[A-Z]{3}\Z", error="Must be an ISO 4217 code such as USD or JPY."),
+                      metadata={"description": "Default the program's"})
+    remind_days = WholeNumber(validate=Range(min=0, max=365), load_default=7, metadata={
+        "description": "membership.renewal_due fires this many days before the end"})
+
+
+class MembershipOut(Schema):
+    id = Integer()
+    member_id = Integer()
+    tier = String(allow_none=True)
+    starts_at = DateTime()
+    ends_at = DateTime()
+    amount = DecimalOut()
+    currency = String()
+    active = Boolean()
+
+
+class MembershipList(Schema):
+    data = List(Nested(MembershipOut))

@@ -7,7 +7,7 @@ wall time before the jump), so a period never loses its first hour."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -64,3 +64,21 @@ def period_end(zone: ZoneInfo, instant: datetime, period: str) -> datetime:
 def local_weekday(zone: ZoneInfo, instant: datetime) -> int:
     """Monday 0 ... Sunday 6, on the program's calendar."""
     return instant.astimezone(zone).weekday()
+
+
+def add_months(zone: ZoneInfo, instant: datetime, months: int) -> datetime:
+    """The same local wall time `months` later, on the program's calendar; a day the month lacks becomes its last
+    day (31 Jan + 1 month = 28 or 29 Feb; 29 Feb + 12 months = 28 Feb)."""
+    local = instant.astimezone(zone)
+    index = local.year * 12 + local.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    following = datetime(year + (month == 12), month % 12 + 1, 1)
+    last_day = (following - timedelta(days=1)).day
+    return local.replace(year=year, month=month, day=min(local.day, last_day), tzinfo=zone)
+
+
+def last_day(zone: ZoneInfo, end: datetime) -> date:
+    """The last local day of a period that ends (exclusive) at `end`: a lot expiring at midnight on 1 Jul is
+    good through 30 Jun; one expiring at 15:00 on 30 Jun, through 30 Jun too."""
+    return (end - timedelta(microseconds=1)).astimezone(zone).date()

@@ -21,6 +21,7 @@ EVENT_TYPES = (
     "member.enrolled", "member.deleted", "points.earned", "points.redeemed", "points.reversed", "points.expiring",
     "tier.changed", "reward.unlocked", "reward.redeemed", "hold.captured", "pass.installed", "pass.removed",
     "campaign.message",  # a merchant's message to a member (data: per-locale `title` and `body`); no webhook
+    "membership.renewal_due",
 )
 
 # (session, merchant_id, event type, member_id or None) -> does anybody on this channel want it?

@@ -23,8 +23,10 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.domain.calendar import add_months, program_zone
 from app.domain.errors import InvalidInput
 from app.domain.ledger import MAX_POINTS
+from app.domain.lots import expiry_for
 from app.domain.members import PHONE_PATTERN, new_member_tokens
 from app.domain.passupdates import next_update_tag
 from app.domain.tiers import tier_for
@@ -118,7 +120,9 @@ def import_members(session: Session, program: Program, rows: list[NewMember], no
     tag, seen_tag = next_update_tag(session, Program, program.id)
     reached = tier_for(program, 0)  # opening balances are not earned points
     ids = _reserve_member_ids(session, len(fresh))
-    values = [_member_values(program, member_id, row, row.tier_override or reached, tag, seen_tag, now)
+    expires = expiry_for(program, now)  # each opening balance is a lot, expiring by the program's policy
+    values = [{**_member_values(program, member_id, row, row.tier_override or reached, tag, seen_tag, now),
+               **_engine_values(program, row, reached, expires, now)}
               for member_id, row in zip(ids, fresh, strict=True)]
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     inserted = session.execute(dialect_insert(Member.__table__).on_conflict_do_nothing(
@@ -128,7 +132,8 @@ def import_members(session: Session, program: Program, rows: list[NewMember], no
         fresh, ids = [row for row, member_id in zip(fresh, ids, strict=True) if member_id in present], \
             [member_id for member_id in ids if member_id in present]
     opening = [{"member_id": member_id, "merchant_id": program.merchant_id, "kind": "adjust", "points": row.points,
-                "balance_after": row.points, "reason": IMPORT_REASON, "shortfall": 0, "created_at": now}
+                "balance_after": row.points, "reason": IMPORT_REASON, "shortfall": 0, "created_at": now,
+                "rule": IMPORT_REASON, "lot_remaining": row.points, "expires_at": expires}
                for member_id, row in zip(ids, fresh, strict=True) if row.points]
     if opening:
         session.execute(insert(LedgerEntry), opening)
@@ -176,6 +181,16 @@ def _member_values(program: Program, member_id: int, row: NewMember, tier: Tier 
             else None, "pass_version": 1, "pass_update_tag": tag, "pass_update_seen": seen_tag,
             "pass_updated_at": now, "pass_previous_updated_at": None, "personalized_at": None, "deleted_at": None,
             "created_at": now, **new_member_tokens()}
+
+
+def _engine_values(program: Program, row: NewMember, reached: Tier | None, expires: datetime | None,
+                   now: datetime) -> dict:
+    """The loyalty engine's columns of a new member: the tier a total of 0 reaches, reviewed a window later (an
+    override from the file has no end), and the opening lot's expiry."""
+    return {"earned_tier_id": reached.id if reached else None,
+            "tier_review_at": add_months(program_zone(program), now, program.tier_window_months) if reached else None,
+            "tier_since": now if reached else None,
+            "next_expiry_at": expires if row.points else None, "next_expiry_points": row.points if expires else 0}
 
 
 def _locale(program: Program, text: str) -> str:

@@ -15,7 +15,7 @@ from app.domain.events import emit
 from app.domain.ledger import HELD
 from app.domain.passupdates import card_changed
 from app.domain.rewards import next_reward
-from app.domain.tiers import next_tier, retier
+from app.domain.tiers import next_tier, start_tier
 from app.models import Hold, Member, Program, utcnow
 from passes import Goal
 from passes.strings import FALLBACK_LOCALE, LOCALES
@@ -44,9 +44,10 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
         referral_code=_referral_code(), referred_by_id=referrer.id if referrer else None,
         serial_number=secrets.token_hex(16), auth_token=secrets.token_urlsafe(24),
         barcode_token=_barcode_token(), download_token=_card_link_token(),
-        points_balance=0, held_points=0, lifetime_points=0, pass_version=0,
+        points_balance=0, held_points=0, lifetime_points=0, pending_points=0, next_expiry_points=0,
+        qualifying_total=0, pass_version=0,
     )
-    retier(member)  # before `add`: reading the (empty) tier of a pending member would flush it early
+    start_tier(member, utcnow())  # before `add`: reading the (empty) tier of a pending member would flush it early
     session.add(member)
     try:
         session.flush()
@@ -90,9 +91,9 @@ def apply_personalization(session: Session, member: Member, info: dict) -> None:
 
 
 def next_goals(member: Member) -> tuple[Goal | None, Goal | None]:
-    """What the member works towards, as the API and the card show it: the next tier (on lifetime points) and
-    the cheapest reward they cannot afford yet (on available points)."""
-    upcoming_tier = next_tier(member.program, member.lifetime_points, member.tier)
+    """What the member works towards, as the API and the card show it: the next tier (on what they earned in the
+    tier window) and the cheapest reward they cannot afford yet (on available points)."""
+    upcoming_tier = next_tier(member.program, member.qualifying_total or 0, member.tier)
     upcoming_reward = next_reward(member.program, member.available_points)
     return (Goal(upcoming_tier[0].name, upcoming_tier[1]) if upcoming_tier else None,
             Goal(upcoming_reward.name, upcoming_reward.points_cost - member.available_points)

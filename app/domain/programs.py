@@ -5,16 +5,18 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.domain.earnrules import promotion_label
 from app.domain.errors import Conflict, InvalidInput, NotFound
 from app.domain.passupdates import design_changed
 from app.domain.tiers import replace_tiers
-from app.models import Program, ProgramImage, Reward
+from app.models import Program, ProgramImage, Reward, utcnow
 
 BRANDING_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
 # The public slug in /join/<slug>: lowercase ASCII letters and digits, single hyphens between them, 3 to 60 long.
@@ -22,7 +24,8 @@ SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z"
 SLUG_LENGTH = (3, 60)
 SLUG_RULE = "3 to 60 lowercase letters, digits and single hyphens, starting and ending with a letter or digit."
 PROGRAM_FIELDS = ("name", "currency", "points_per_unit", "rounding", "barcode_format", "locales", "terms",
-                  "program_info", "timezone")
+                  "program_info", "timezone", "pending_days", "type", "stamps_required", "stamp_reward")
+ENGINE_NULLABLE = ("stamps_expire_days",)  # may be set back to null
 
 
 def create_program(session: Session, merchant_id: int, data: dict) -> Program:
@@ -137,9 +140,65 @@ def _apply(program: Program, data: dict) -> None:
     for name in PROGRAM_FIELDS:
         if name in data and data[name] is not None:
             setattr(program, name, data[name])
+    _apply_engine_rules(program, data)
     for name, value in (data.get("branding") or {}).items():
         if name in BRANDING_FIELDS:
             setattr(program, name, value)
+    if program.type == "stamps" and not program.stamps_required:
+        raise InvalidInput("stamps_required", "A stamps program needs the number of stamps that fill a card.")
+    if any(m["stamps"] >= (program.stamps_required or 0) for m in program.stamp_milestones or ()):
+        raise InvalidInput("stamp_milestones", "Milestones come before a full card (fewer than stamps_required).")
     if program.points_per_unit is not None and Decimal(program.points_per_unit) < 0:
         raise InvalidInput("points_per_unit", "Must not be negative.")
 
+
+
+def _apply_engine_rules(program: Program, data: dict) -> None:
+    """Expiry, earn rules, promotions, bonus actions and tier rules, as given (each replaces the one before).
+    Decimals are kept as strings and instants as ISO 8601 with their offset (UTC when none was given)."""
+    if data.get("expiry"):
+        expiry = data["expiry"]
+        program.expiry_policy, program.expiry_days = expiry["policy"], expiry.get("days")
+        program.expiry_warn_days = expiry.get("warn_days", program.expiry_warn_days or 14)
+    if data.get("earn_rules") is not None:
+        rules = data["earn_rules"]
+        program.earn_rules = {
+            "minimum_spend": _text(rules.get("minimum_spend")),
+            "category_multipliers": {name: _text(value) for name, value in
+                                     (rules.get("category_multipliers") or {}).items()},
+            "excluded_categories": list(rules.get("excluded_categories") or [])}
+    if data.get("promotions") is not None:
+        program.promotions = [_promotion(n, promotion) for n, promotion in enumerate(data["promotions"])]
+        program.shown_promotion = promotion_label(program, utcnow())
+    if data.get("bonus_actions") is not None:
+        program.bonus_actions = {kind: {"points": action["points"], "cap": action.get("cap"),
+                                        "per": action.get("per", "ever")}
+                                 for kind, action in data["bonus_actions"].items() if action}
+    for name in ENGINE_NULLABLE:
+        if name in data:
+            setattr(program, name, data[name])
+    if data.get("stamp_milestones") is not None:
+        program.stamp_milestones = sorted(({"stamps": m["stamps"], "reward": m["reward"]}
+                                           for m in data["stamp_milestones"]), key=lambda m: m["stamps"])
+    for name, value in (data.get("tier_rules") or {}).items():
+        setattr(program, {"basis": "tier_basis", "window_months": "tier_window_months",
+                          "grace_days": "tier_grace_days"}[name], value)
+
+
+def _promotion(n: int, promotion: dict) -> dict:
+    starts, ends = (_instant(promotion.get(name)) for name in ("starts_at", "ends_at"))
+    if starts and ends and ends <= starts:
+        raise InvalidInput(f"promotions.{n}.ends_at", "Must be after starts_at.")
+    return {"name": promotion["name"], "multiplier": _text(promotion["multiplier"]),
+            "starts_at": starts.isoformat() if starts else None, "ends_at": ends.isoformat() if ends else None,
+            "days_of_week": list(promotion.get("days_of_week") or []) or None}
+
+
+def _instant(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(Decimal(value).normalize(), "f")

@@ -1,54 +1,200 @@
-"""Tiers qualify on lifetime points earned (net of reversals), never on the spendable balance.
+"""Tiers qualify on points earned (or money spent, `tier_basis`) within a rolling window of the last
+`tier_window_months`, never on the spendable balance (spending must never cost a member their status).
 
-A member's tier only goes up by itself: a rule change never downgrades anyone (downgrades are for tier reviews),
-and only a reversed earn takes back what the points no longer reach."""
+- Upgrades happen at once, on the earn that reaches the threshold.
+- Downgrades happen only at the member's review date (a window after the tier was reached or last confirmed)
+  plus the program's grace period: then the window ending at that moment decides (`review_tiers`, a sweep).
+- A rule change never downgrades anyone; a reversed earn takes back the tier its points reached.
+- The tier shown (`tier_id`) is a manual override while it lasts, else the higher of the earned tier
+  (`earned_tier_id`) and the tier a paid membership grants while it runs (app/domain/memberships.py).
+
+Every change of the tier shown emits `tier.changed`."""
 
 from __future__ import annotations
 
+import math
 import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
 
-from sqlalchemy import case, or_, select, update
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
+from app.domain.calendar import add_months, program_zone
 from app.domain.errors import InvalidInput
 from app.domain.event_data import member_event
 from app.domain.events import emit
-from app.models import Member, Program, Tier
+from app.models import LedgerEntry, Member, Program, Tier, utcnow
+
+QUALIFYING_KINDS = ("earn", "bonus", "promotion", "referral")  # credits that count towards a tier
 
 
-def tier_for(program: Program, lifetime_points: int) -> Tier | None:
-    """The highest tier whose threshold the member has reached."""
-    reached = [t for t in program.tiers if t.threshold <= lifetime_points]
+def tier_for(program: Program, total: Decimal | int) -> Tier | None:
+    """The highest tier whose threshold `total` (points earned or money spent in the window) reaches."""
+    reached = [t for t in program.tiers if t.threshold <= total]
     return max(reached, key=lambda t: t.threshold) if reached else None
 
 
-def next_tier(program: Program, lifetime_points: int, held: Tier | None = None) -> tuple[Tier, int] | None:
-    """The next tier above both the member's points and the tier they hold (which a rule change may have put
-    above their points), and the points still to earn for it."""
-    floor = max(lifetime_points, held.threshold if held else -1)
+def next_tier(program: Program, total: Decimal | int, held: Tier | None = None) -> tuple[Tier, int] | None:
+    """The next tier above both the member's total and the tier they hold (which a rule change may have put
+    above their total), and what is still to earn for it (rounded up)."""
+    floor = max(total, held.threshold if held else -1)
     ahead = sorted((t for t in program.tiers if t.threshold > floor), key=lambda t: t.threshold)
-    return (ahead[0], ahead[0].threshold - lifetime_points) if ahead else None
+    return (ahead[0], math.ceil(ahead[0].threshold - total)) if ahead else None
 
 
-def retier(member: Member, may_lower: bool = False) -> bool:
-    """Move the member up to the tier their points reach; down only when `may_lower` (a reversed earn). True when
-    the tier changed."""
-    tier, held = tier_for(member.program, member.lifetime_points), member.tier
-    upgrade = tier is not None and (held is None or tier.threshold > held.threshold)
-    if tier is held or not (upgrade or may_lower):
-        return False
+def window_start(program: Program, until: datetime) -> datetime:
+    return add_months(program_zone(program), until, -program.tier_window_months)
+
+
+def qualifying_total(session: Session, member: Member, until: datetime) -> Decimal:
+    """Points earned (or money spent) in the window ending at `until`, net of reversals."""
+    program = member.program
+    return Decimal(session.scalar(select(_window_sum(program, member.id, window_start(program, until), until))))
+
+
+def _window_sum(program: Program, member_id, since: datetime, until: datetime):
+    """Qualifying credits in (since, until], less what reversals of them took back (points taken plus
+    shortfall); for money, the amount of earns less the amount reversals record."""
+    original = aliased(LedgerEntry)
+    if program.tier_basis == "spend":
+        value = case((LedgerEntry.kind == "earn", func.coalesce(LedgerEntry.amount, 0)),
+                     (original.kind == "earn", func.coalesce(LedgerEntry.amount, 0)), else_=0)
+    else:
+        value = case((LedgerEntry.kind.in_(QUALIFYING_KINDS), LedgerEntry.points),
+                     (original.kind.in_(QUALIFYING_KINDS), -(func.abs(LedgerEntry.points) + LedgerEntry.shortfall)),
+                     else_=0)
+    return (select(func.coalesce(func.sum(value), 0)).select_from(LedgerEntry)
+            .outerjoin(original, original.id == LedgerEntry.reverses_id)
+            .where(LedgerEntry.member_id == member_id, LedgerEntry.created_at > since,
+                   LedgerEntry.created_at <= until).scalar_subquery())
+
+
+def tier_by_id(program: Program, tier_id: int | None) -> Tier | None:
+    return next((tier for tier in program.tiers if tier.id == tier_id), None) if tier_id else None
+
+
+def start_tier(member: Member, now: datetime) -> None:
+    """A new member holds the tier a total of 0 reaches (a threshold-0 tier), reviewed a window later."""
+    tier = tier_for(member.program, 0)
+    member.earned_tier_id = tier.id if tier else None
+    member.tier_review_at = add_months(program_zone(member.program), now, member.program.tier_window_months) \
+        if tier else None
+    member.tier_since = now if tier else None
     member.tier_id, member.tier = (tier.id if tier else None), tier
-    _tier_changed(member, held)
+
+
+def after_credit(session: Session, member: Member, value: Decimal | int, now: datetime) -> bool:
+    """A qualifying credit of `value` (points, or money for a spend-based program): upgrade at once when the
+    window now reaches a higher tier. The exact window is read only when the cached upper bound could reach one,
+    so most earns cost no query. True when the tier shown changed."""
+    program = member.program
+    if not program.tiers:
+        return False
+    member.qualifying_total = Decimal(member.qualifying_total or 0) + Decimal(value)
+    held = tier_by_id(program, member.earned_tier_id)
+    upcoming = next_tier(program, -1, held)
+    if upcoming is None or member.qualifying_total < upcoming[0].threshold:
+        return False
+    member.qualifying_total = qualifying_total(session, member, now)
+    reached = tier_for(program, member.qualifying_total)
+    if reached is None or (held is not None and reached.threshold <= held.threshold):
+        return False
+    member.earned_tier_id, member.tier_since = reached.id, now
+    member.tier_review_at = add_months(program_zone(program), now, program.tier_window_months)
+    return show_tier(session, member, now)
+
+
+def after_reversal(session: Session, member: Member, now: datetime) -> bool:
+    """A reversed credit takes back the tier its points reached (if the window no longer reaches it)."""
+    program = member.program
+    if not program.tiers:
+        return False
+    member.qualifying_total = qualifying_total(session, member, now)
+    held = tier_by_id(program, member.earned_tier_id)
+    reached = tier_for(program, member.qualifying_total)
+    if held is None or (reached is not None and reached.threshold >= held.threshold):
+        return False
+    member.earned_tier_id = reached.id if reached else None
+    return show_tier(session, member, now)
+
+
+def show_tier(session: Session, member: Member, now: datetime) -> bool:
+    """Set the tier shown: the override while it lasts, else the higher of the earned tier and a paid
+    membership's. Emits `tier.changed` and returns True when it changed."""
+    program = member.program
+    override_lasts = member.tier_override_id and (member.tier_override_until is None
+                                                  or member.tier_override_until > now)
+    if override_lasts:
+        shown = tier_by_id(program, member.tier_override_id)
+    else:
+        paid = tier_by_id(program, member.membership_tier_id) \
+            if member.membership_ends_at is not None and member.membership_ends_at > now else None
+        shown = max(filter(None, (tier_by_id(program, member.earned_tier_id), paid)), key=lambda t: t.threshold,
+                    default=None)
+    if (shown.id if shown else None) == member.tier_id:
+        return False
+    previous = member.tier
+    member.tier_id, member.tier = (shown.id if shown else None), shown
+    if member.id is not None:  # enrolment sets the first tier: no change to tell
+        upgrade = shown is not None and (previous is None or shown.threshold > previous.threshold)
+        emit(session, **member_event("tier.changed", member, previous_tier=previous.name if previous else None,
+                                     upgrade=upgrade))
     return True
 
 
-def _tier_changed(member: Member, previous: Tier | None) -> None:
-    """`tier.changed` for a member already in a session (enrolment sets the first tier: no change to tell)."""
-    session = object_session(member)
-    if session is not None and member.id is not None:
-        upgrade = member.tier is not None and (previous is None or member.tier.threshold > previous.threshold)
-        emit(session, **member_event("tier.changed", member, previous_tier=previous.name if previous else None,
-                                     upgrade=upgrade))
+def set_override(session: Session, member: Member, tier_id: int | None, until: datetime | None,
+                 now: datetime) -> None:
+    """An explicit tier until `until` (then the earned tier again); `tier_id` None ends an override now."""
+    if tier_id is not None and tier_by_id(member.program, tier_id) is None:
+        raise InvalidInput("tier_id", f"No tier {tier_id} in this program.")
+    if tier_id is not None and until is not None and until <= now:
+        raise InvalidInput("until", "Must be in the future.")
+    member.tier_override_id, member.tier_override_until = tier_id, (until if tier_id else None)
+    show_tier(session, member, now)
+
+
+def review_member(session: Session, member: Member, as_of: datetime) -> bool:
+    """The member's review(s) due by `as_of`: a lapsed override ends; at each review date plus the grace
+    period, the window ending then decides: still qualifying confirms the tier for another window, falling
+    short moves the member to the tier the window reaches. Idempotent. True when the tier shown changed."""
+    program, zone = member.program, program_zone(member.program)
+    grace = timedelta(days=program.tier_grace_days)
+    while member.tier_review_at is not None and member.tier_review_at + grace <= as_of:
+        decided_at = member.tier_review_at + grace
+        total = qualifying_total(session, member, decided_at)
+        held, reached = tier_by_id(program, member.earned_tier_id), tier_for(program, total)
+        if held is not None and (reached is None or reached.threshold < held.threshold):
+            member.earned_tier_id, member.tier_since = (reached.id, decided_at) if reached else (None, None)
+            member.tier_review_at = add_months(zone, decided_at, program.tier_window_months) if reached else None
+        else:
+            member.tier_review_at = _anniversary_after(zone, member.tier_since or member.tier_review_at,
+                                                       program.tier_window_months, member.tier_review_at)
+    if member.tier_override_until is not None and member.tier_override_until <= as_of:
+        member.tier_override_id = member.tier_override_until = None
+    member.qualifying_total = qualifying_total(session, member, as_of)
+    return show_tier(session, member, as_of)
+
+
+def _anniversary_after(zone, since: datetime, months: int, after: datetime) -> datetime:
+    """The first date a whole number of windows after `since` that is later than `after`."""
+    windows = 1
+    while (moment := add_months(zone, since, months * windows)) <= after:
+        windows += 1
+    return moment
+
+
+def members_due_for_review(session: Session, as_of: datetime, limit: int = 500) -> list[int]:
+    """Ids of members whose review (plus their program's grace) or override end has come by `as_of`."""
+    due = []
+    for program_id, grace_days in session.execute(select(Program.id, Program.tier_grace_days)):
+        due += session.scalars(select(Member.id).where(
+            Member.program_id == program_id,
+            or_(Member.tier_review_at <= as_of - timedelta(days=grace_days), Member.tier_override_until <= as_of))
+            .order_by(Member.id).limit(limit - len(due)))
+        if len(due) >= limit:
+            break
+    return due
 
 
 def replace_tiers(session: Session, program: Program, items: list[dict]) -> None:
@@ -60,11 +206,7 @@ def replace_tiers(session: Session, program: Program, items: list[dict]) -> None
     kept = [current[item["id"]] for item in items if "id" in item]
     removed = [tier.id for tier in program.tiers if tier not in kept]
     if removed:  # before the rows go: members.tier_id points at them
-        session.execute(update(Member).where(or_(Member.tier_id.in_(removed), Member.tier_override_id.in_(removed)))
-                        .values(tier_id=case((Member.tier_id.in_(removed), None), else_=Member.tier_id),
-                                tier_override_id=case((Member.tier_override_id.in_(removed), None),
-                                                      else_=Member.tier_override_id))
-                        .execution_options(synchronize_session=False))
+        session.execute(_off_removed_tiers(removed))
     renamed = {item["id"] for item in items if "id" in item and current[item["id"]].name != item["name"]}
     for tier in kept:  # (program_id, name) is unique row by row: free the names that change first, so they can swap
         if tier.id in renamed:
@@ -74,6 +216,8 @@ def replace_tiers(session: Session, program: Program, items: list[dict]) -> None
     for item in items:
         tier = current[item["id"]] if "id" in item else Tier()
         tier.name, tier.threshold = item["name"], item["threshold"]
+        tier.multiplier = Decimal(item.get("multiplier", tier.multiplier or 1)).quantize(Decimal("0.01"))
+        tier.perks = item.get("perks", tier.perks)
         if "id" not in item:
             program.tiers.append(tier)
     session.flush()
@@ -81,16 +225,38 @@ def replace_tiers(session: Session, program: Program, items: list[dict]) -> None
     upgrade_members(session, program)
 
 
+def _off_removed_tiers(removed: list[int]):
+    """One UPDATE: every tier reference to a removed tier is cleared; a member who was shown one (or held it by
+    override) is shown their earned tier, if that one stays. (Membership periods naming it lose their tier by the
+    foreign key's ON DELETE SET NULL.)"""
+    columns = (Member.earned_tier_id, Member.tier_override_id, Member.membership_tier_id)
+    earned = case((Member.earned_tier_id.in_(removed), None), else_=Member.earned_tier_id)
+    shown = case((or_(Member.tier_id.in_(removed), Member.tier_override_id.in_(removed)), earned),
+                 else_=Member.tier_id)
+    return (update(Member).where(or_(Member.tier_id.in_(removed), *(column.in_(removed) for column in columns)))
+            .values({**{column.key: case((column.in_(removed), None), else_=column) for column in columns},
+                     "tier_id": shown})
+            .execution_options(synchronize_session=False))
+
+
 def upgrade_members(session: Session, program: Program) -> None:
-    """After a rule change, everyone whose points reach a tier above the one they hold (or who holds none) moves
-    up now. One UPDATE per tier, highest first, so a big program is not loaded member by member. Members loaded
-    in this session are not refreshed."""
+    """After a rule change, everyone whose window reaches a tier above the one they earned (or who earned none)
+    moves up now; nobody moves down. One UPDATE per tier, highest first, so a big program is not loaded member
+    by member; the tier shown follows unless an override lasts. Members loaded in this session are not
+    refreshed."""
+    now = utcnow()
+    since = window_start(program, now)
+    review_at = add_months(program_zone(program), now, program.tier_window_months)
     for tier in sorted(program.tiers, key=lambda t: t.threshold, reverse=True):
         lower = select(Tier.id).where(Tier.program_id == program.id, Tier.threshold < tier.threshold)
+        below = or_(Member.earned_tier_id.is_(None), Member.earned_tier_id.in_(lower))
+        reaches = _window_sum(program, Member.id, since, now) >= tier.threshold
         session.execute(update(Member)
-                        .where(Member.program_id == program.id, Member.lifetime_points >= tier.threshold,
-                               or_(Member.tier_id.is_(None), Member.tier_id.in_(lower)))
-                        .values(tier_id=tier.id).execution_options(synchronize_session=False))
+                        .where(Member.program_id == program.id, below, Member.qualifying_total >= tier.threshold,
+                               reaches)
+                        .values(earned_tier_id=tier.id, tier_review_at=review_at, tier_since=now,
+                                tier_id=case((Member.tier_override_id.is_(None), tier.id), else_=Member.tier_id))
+                        .execution_options(synchronize_session=False))
 
 
 def _check_items(items: list[dict], current: dict[int, Tier]) -> None:

@@ -45,3 +45,35 @@ def test_0008_starts_lock_free_tags_above_every_tag_a_device_holds(tmp_path_fact
             assert counter >= highest and counter >= 1_000_000
         finally:
             engine.dispose()
+
+
+def test_0017_gives_every_existing_balance_one_opening_lot(test_env, tmp_path_factory):
+    """Balances from before lots: after 0017 each is one open lot that never expires, and verify is clean."""
+    from app import create_app
+    from app.config import load_config
+    from app.domain.ledger import verify_balances
+    from app.services import services
+    from tests.factories import make_member, make_merchant, make_program, redeem
+
+    with fresh_database(tmp_path_factory) as url:
+        app = create_app(load_config({**test_env, "DATABASE_URL": url}), testing=True)
+        client = app.test_client()
+        _, key = make_merchant(app)
+        member = make_member(client, key, make_program(client, key)["id"], points=100)
+        redeem(client, key, member["id"], points=30)
+        services(app).engine.dispose()
+        command.downgrade(alembic_config(url), "0012")
+        command.upgrade(alembic_config(url), "head")
+        engine = make_engine(url)
+        try:
+            with engine.begin() as conn:
+                lots = conn.execute(text("SELECT member_id, points, lot_remaining, expires_at FROM ledger_entries "
+                                         "WHERE lot_remaining > 0")).all()
+            assert lots == [(member["id"], 0, 70, None)]
+            with app.app_context():
+                session = services(app).sessions()
+                assert verify_balances(session) == []
+                session.close()
+        finally:
+            engine.dispose()
+            services(app).engine.dispose()

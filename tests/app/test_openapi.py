@@ -131,8 +131,10 @@ def test_decimals_are_documented_as_the_strings_they_are(spec, app, client):
 
 def test_constraints_marshmallow_checks_in_code_are_in_the_document(spec):
     schemas = spec["components"]["schemas"]
-    assert schemas["EarnIn"]["oneOf"] == [{"required": ["amount"]}, {"required": ["points"]}]
-    assert schemas["RedeemIn"]["oneOf"] == [{"required": ["points"]}, {"required": ["reward_id"]}]
+    assert schemas["EarnIn"]["oneOf"] == [{"required": ["amount"]}, {"required": ["points"]},
+                                          {"required": ["items"]}, {"required": ["stamps"]}]
+    assert schemas["RedeemIn"]["oneOf"] == [{"required": ["points"]}, {"required": ["reward_id"]},
+                                            {"required": ["voucher_id"]}]
     assert schemas["AdjustIn"]["properties"]["points"]["not"] == {"const": 0}
     assert schemas["HoldIn"]["allOf"] == [
         {"oneOf": [{"required": ["barcode"]}, {"required": ["member_id"]}]},
