@@ -242,7 +242,8 @@ def test_enrol_at_the_counter_shows_the_card_qr(page, shop):
     qr = page.locator("#enrolled-qr")
     expect(qr).to_be_visible()
     expect(qr).to_have_js_property("complete", True)
-    assert qr.evaluate("image => image.naturalWidth") > 0  # the SVG loaded: the till is signed in for it
+    # the SVG loaded (decode waits for it): the till is signed in for it
+    assert qr.evaluate("image => image.decode().then(() => image.naturalWidth)") > 0
     screenshot(page, "checkout-enrolled")
     assert_accessible(page)
     page.click("#enrolled-continue")

@@ -28,6 +28,9 @@ ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, 
            "Safari/537.36")
 DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
 
+# An image counts once it has loaded: decode() waits for it (visible is not loaded), and fails if it cannot load
+LOADED = "img => img.decode().then(() => img.naturalWidth > 0)"
+
 
 @pytest.fixture(scope="module")
 def shop(live_server):
@@ -82,7 +85,7 @@ def test_enroll_on_an_iphone_apple_first_and_its_pass_is_signed(visitor, shop, c
     expect(page.locator("#handoff")).to_have_count(0)
     badge = page.locator("#add-to-apple img")
     expect(badge).to_have_attribute("alt", "Add to Apple Wallet")
-    assert badge.evaluate("img => img.complete && img.naturalWidth > 0") and badge.bounding_box()["height"] >= 44
+    assert badge.evaluate(LOADED) and badge.bounding_box()["height"] >= 44
     assert_accessible(page)
     screenshot(page, "join-phone-card")
     download = page.request.get(page.locator("#add-to-apple").get_attribute("href"))
@@ -109,7 +112,7 @@ def test_a_desktop_visitor_gets_a_qr_code_to_carry_on_with_the_phone(visitor, sh
     fill_and_join(page, shop["slug"], "Desk Worker")
     qr = page.locator("#handoff img.qr")
     expect(qr).to_be_visible()
-    assert qr.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert qr.evaluate(LOADED)
     assert_accessible(page)
     screenshot(page, "join-desktop-handoff")
     token = re.search(r"/cards/([^/.]+)\.pkpass", page.locator("#add-to-apple").get_attribute("href"))[1]
