@@ -6,9 +6,8 @@ from __future__ import annotations
 from flask import g, make_response, render_template, request
 
 from app.dashboard import sessions
-from app.pages.catalogue import LANG_COOKIE, LANGUAGE_NAMES, page_locale, t
+from app.pages.catalogue import LANGUAGE_NAMES, finish_page, page_locale, t
 
-LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 NAVIGATION = (("dashboard.overview", "dash.nav.overview"), ("dashboard.programs_list", "dash.nav.programs"),
               ("dashboard.members_list", "dash.nav.members"), ("dashboard.tills", "dash.nav.tills"),
               ("dashboard.api_keys", "dash.nav.api_keys"), ("dashboard.webhooks_page", "dash.nav.webhooks"))
@@ -27,11 +26,7 @@ def render(template: str, status: int = 200, **context):
 
 def respond(response, session: dict):
     sessions.write(response, session)
-    if request.args.get("lang") in LANGUAGE_NAMES:
-        response.set_cookie(LANG_COOKIE, request.args["lang"], max_age=LANG_COOKIE_MAX_AGE, samesite="Lax",
-                            httponly=True, secure=request.is_secure)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return finish_page(response, request)
 
 
 def locale() -> str:

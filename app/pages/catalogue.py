@@ -7,11 +7,12 @@ Accept-Language, else English."""
 
 from __future__ import annotations
 
-from flask import Request
+from flask import Request, Response
 
 from passes.strings import FALLBACK_LOCALE, LOCALES
 
 LANG_COOKIE = "punchpass_lang"
+LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 LANGUAGE_NAMES = {"en": "English", "ja": "日本語", "ko": "한국어"}
 
 STRINGS: dict[str, dict[str, str]] = {
@@ -474,3 +475,13 @@ def page_locale(request: Request) -> str:
         if choice in LOCALES:
             return choice
     return request.accept_languages.best_match(LOCALES) or FALLBACK_LOCALE
+
+
+def finish_page(response: Response, request: Request) -> Response:
+    """What every page answer carries: no caching (it holds a session's CSRF token), and the language picked with
+    ?lang= (the switcher) remembered for the next visit."""
+    if request.args.get("lang") in LANGUAGE_NAMES:
+        response.set_cookie(LANG_COOKIE, request.args["lang"], max_age=LANG_COOKIE_MAX_AGE, samesite="Lax",
+                            httponly=True, secure=request.is_secure)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -17,12 +17,10 @@ from app.auth import hash_api_key
 from app.domain import members
 from app.models import ApiKey, Program
 from app.pages import bp
-from app.pages.catalogue import LANG_COOKIE, LANGUAGE_NAMES, page_locale, strings_for, t
+from app.pages.catalogue import LANGUAGE_NAMES, finish_page, page_locale, strings_for, t
 from app.pairing import redeem_pairing_code
 from app.qr import qr_svg
 from app.services import app_config, db_session
-
-LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 
 
 @bp.get("/checkout")
@@ -136,8 +134,4 @@ def _respond(session: dict, response) -> Response:
     """Every answer refreshes the session cookie and remembers a language picked with ?lang=."""
     response = make_response(response)
     till_sessions.write(response, session, request)
-    if request.args.get("lang") in LANGUAGE_NAMES:
-        response.set_cookie(LANG_COOKIE, request.args["lang"], max_age=LANG_COOKIE_MAX_AGE, samesite="Lax",
-                            httponly=True, secure=request.is_secure)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return finish_page(response, request)

@@ -19,12 +19,11 @@ from app.domain.members import enroll_member, find_by_download_token
 from app.domain.programs import find_by_slug
 from app.models import Member, Program
 from app.pages import bp
-from app.pages.catalogue import LANG_COOKIE, LANGUAGE_NAMES, page_locale, t
+from app.pages.catalogue import LANGUAGE_NAMES, finish_page, page_locale, t
 from app.qr import qr_svg
 from app.services import app_config, db_session
 from passes.strings import LOCALES
 
-LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 BADGE_BRANDS = ("apple", "google")
 # Which form field each problem is about, and the sentence the page shows for it.
 FIELD_ERRORS = {"name": "join.error.name", "email": "join.error.email", "phone": "join.error.phone",
@@ -182,11 +181,7 @@ def respond(session: dict, response) -> Response:
     """Every answer refreshes the visitor's cookie and remembers a language picked with ?lang=."""
     response = make_response(response)
     member_sessions.write(response, session, request)
-    if request.args.get("lang") in LANGUAGE_NAMES:
-        response.set_cookie(LANG_COOKIE, request.args["lang"], max_age=LANG_COOKIE_MAX_AGE, samesite="Lax",
-                            httponly=True, secure=request.is_secure)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return finish_page(response, request)
 
 
 def join_throttled(retry_after: int) -> Response:
