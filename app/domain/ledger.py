@@ -189,7 +189,7 @@ def adjust_points(session: Session, member: Member, points: int, *, reason: str,
     member = lock_member(session, member)
     if points > 0:
         return earn_points(session, member, points, reference=reference, reason=reason, kind="adjust",
-                           rule="manual adjustment")
+                           rule="manual adjustment", by=by)
     if member.available_points + points < 0:
         raise InsufficientPoints(f"The member has only {member.available_points} points.")
     return _spend(session, member, "adjust", -points, reference=reference, reason=reason, by=by)

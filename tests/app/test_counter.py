@@ -146,6 +146,14 @@ def test_every_entry_records_the_key_and_store_that_made_it(client, shop):
     assert entries[1]["api_key_id"] != till["id"] and entries[1]["store"] is None  # the admin key's earn
 
 
+def test_an_adjustment_either_way_records_the_admin_key_that_made_it(client, shop):
+    member = make_member(client, shop["key"], shop["program"]["id"], points=100)
+    for points in (25, -10):
+        made = client.post(f"/api/v1/members/{member['id']}/adjust", json={"points": points, "reason": "Till mistake"},
+                           headers=auth(shop["key"], str(points))).get_json()["transaction"]
+        assert made["kind"] == "adjust" and made["api_key_id"] is not None
+
+
 # Undo at the till
 
 
