@@ -66,8 +66,11 @@ def client_address() -> str:
 
 def api_key_identity() -> str:
     """The presented key, hashed (the limiter's storage never sees it); the checkout page's session cookie counts
-    like a key; neither counts per address."""
-    header = request.headers.get("Authorization", "") or request.cookies.get(till_sessions.COOKIE, "")
+    like a key; neither counts per address. Only a Bearer header names a key: any other scheme falls back to the
+    cookie in auth, so it must here too, or a new made-up header per request would get a new bucket each time."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        header = request.cookies.get(till_sessions.COOKIE, "")
     if not header:
         return f"address:{client_address()}"
     return "key:" + hashlib.sha256(header.encode("utf-8", "surrogateescape")).hexdigest()[:32]

@@ -50,4 +50,6 @@ def new_csrf_token() -> str:
 
 
 def csrf_matches(session: dict, presented: str | None) -> bool:
-    return bool(session) and bool(presented) and hmac.compare_digest(session["csrf"], presented)
+    """Compared as bytes: compare_digest refuses non-ASCII str (a 500 for `X-CSRF-Token: é`)."""
+    return bool(session) and bool(presented) and hmac.compare_digest(
+        session["csrf"].encode(), presented.encode("utf-8", "surrogateescape"))

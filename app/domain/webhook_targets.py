@@ -1,8 +1,9 @@
 """Where webhooks may be sent. Punchpass POSTs to URLs merchants choose, from inside the operator's network, so
 a URL must not turn it into a proxy to what only the server can reach (SSRF):
 
-- link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254, and their IPv4-mapped
-  IPv6 forms) are refused always;
+- link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254, fd20:ce::254,
+  100.100.100.200, and their IPv4-mapped and NAT64 forms), and IPv6 forms that tunnel to an IPv4 address
+  (64:ff9b:1::/48, 6to4, IPv4-compatible) are refused always;
 - loopback, private ranges and plain http only with WEBHOOKS_ALLOW_PRIVATE_TARGETS=on (a receiver on the same
   network; the tests' loopback receiver);
 - a literal address is checked at registration; a hostname is checked by the worker at every delivery, on the
@@ -16,7 +17,12 @@ from urllib.parse import urlsplit
 from app.domain.errors import InvalidInput
 
 MAX_URL_LENGTH = 2000
-_ALWAYS_REFUSED = [ipaddress.ip_network(net) for net in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128")]
+_ALWAYS_REFUSED = [ipaddress.ip_network(net) for net in (
+    "169.254.0.0/16", "fe80::/10",  # link-local (cloud metadata lives here: 169.254.169.254)
+    "fd00:ec2::254/128", "fd20:ce::254/128", "100.100.100.200/32",  # metadata of AWS (IPv6), GCP (IPv6), Alibaba
+    # IPv6 forms that can carry an IPv4 address to a gateway: local-use NAT64, 6to4, IPv4-compatible
+    "64:ff9b:1::/48", "2002::/16", "::/96",
+)]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64: the last 32 bits are an IPv4 address
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

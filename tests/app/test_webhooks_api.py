@@ -73,7 +73,9 @@ def test_unusable_urls_are_422_naming_url(app, client, url):
 
 
 @pytest.mark.parametrize("url", ["https://169.254.169.254/", "https://[::ffff:169.254.1.1]/", "https://[fe80::9]/",
-                                 "https://[fd00:ec2::254]/"])
+                                 "https://[fd00:ec2::254]/", "https://[fd20:ce::254]/", "https://100.100.100.200/",
+                                 "https://[64:ff9b:1::a9fe:a9fe]/", "https://[2002:a9fe:a9fe::1]/",
+                                 "https://[::a9fe:a9fe]/"])
 def test_metadata_addresses_are_refused_even_when_private_targets_are_allowed(test_env, url):
     app = create_app(load_config({**test_env, "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "on"}), testing=True)
     try:
