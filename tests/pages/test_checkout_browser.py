@@ -103,8 +103,18 @@ def test_a_wrong_pos_key_is_refused_with_a_sentence(page, shop):
 def test_scan_by_camera_decodes_the_card_qr(page, shop, fake_camera):
     fake_camera.show(shop["member"]["barcode_value"])
     signed_in(page, shop)
-    page.click("#camera-button")
-    expect(page.locator("#member-name")).to_have_text("Mina Park", timeout=10_000)
+    # Chromium's fake camera now and then starts without delivering frames (seen once in ten CI runs, on a busy
+    # machine): like staff at a till, press the button again. Three starts that never decode still fail.
+    for attempt in range(3):
+        page.click("#camera-button")
+        try:
+            expect(page.locator("#member-name")).to_have_text("Mina Park", timeout=10_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+            if page.locator("#camera").is_visible():
+                page.click("#camera-button")  # stop it, to start it afresh
     expect(page.locator("#camera")).to_be_hidden()  # the camera stops once it has read a code
 
 
