@@ -118,21 +118,6 @@ def test_scan_by_camera_decodes_the_card_qr(page, shop, fake_camera):
     expect(page.locator("#camera")).to_be_hidden()  # the camera stops once it has read a code
 
 
-def test_scan_to_member_on_screen_is_under_300_ms(page, shop):
-    signed_in(page, shop)
-    timings = [page.evaluate("""code => new Promise(resolve => {
-        const started = performance.now();
-        document.getElementById('member').hidden = true;
-        document.getElementById('code').value = code;
-        document.getElementById('lookup-form').requestSubmit();
-        (function check() {
-            if (!document.getElementById('member').hidden) resolve(performance.now() - started);
-            else requestAnimationFrame(check);
-        })();
-    })""", shop["member"]["barcode_value"]) for _ in range(4)]
-    assert min(timings[1:]) < 300, timings  # the first one warms the server's caches
-
-
 def test_earn_an_amount_typed_on_the_keypad(page, shop):
     signed_in(page, shop)
     scan_by_keyboard(page, shop["member"]["barcode_value"])
