@@ -16,12 +16,16 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.api import blueprints as api_blueprints
 from app.api.docs import bp as docs_bp
 from app.api.openapi import document_api
+from app.api_key_cache import ApiKeyCache, announce_revocations
 from app.card_assets import CardAssetsCache
 from app.cards import card_settings_fingerprint, load_signer, signer_id
 from app.config import DEV_SECRET_KEY, Config, ConfigError, load_config
 from app.dashboard import access as _dashboard_access  # noqa: F401  (each module adds its /dashboard routes)
 from app.dashboard import bp as dashboard_bp
+from app.dashboard import campaigns as _dashboard_campaigns  # noqa: F401
+from app.dashboard import challenges as _dashboard_challenges  # noqa: F401
 from app.dashboard import members as _dashboard_members  # noqa: F401
+from app.dashboard import offers as _dashboard_offers  # noqa: F401
 from app.dashboard import overview as _dashboard_overview  # noqa: F401
 from app.dashboard import programs as _dashboard_programs  # noqa: F401
 from app.dashboard import sign_in as _dashboard_sign_in  # noqa: F401
@@ -38,6 +42,7 @@ from app.models import utcnow
 from app.pages import checkout as _checkout_page  # noqa: F401  (adds /checkout to the pages blueprint)
 from app.pages import join as _join_page  # noqa: F401  (adds /join/<slug>, /cards/<token>, the badges)
 from app.pages import member as _member_page  # noqa: F401  (adds lost-card recovery and /member)
+from app.pages import survey as _survey_page  # noqa: F401  (adds /join/<slug>/survey/<token>)
 from app.pages.routes import bp as pages_bp
 from app.ratelimits import install_rate_limits
 from app.relay import OutboxRelay
@@ -77,9 +82,12 @@ def create_app(config: Config | None = None, **overrides) -> APIFlask:
     install_metrics(app)  # first of the request hooks, so the rate limiter's early answers are timed too
     engine = make_engine(config.database_url, hide_parameters=not config.testing, pool_size=config.database_pool_size)
     sessions = make_session_factory(engine)
+    announce_revocations(sessions, config.redis_url)
+    api_keys = ApiKeyCache(config.redis_url)
+    limiter = install_rate_limits(app, config, api_keys)
     app.extensions[EXTENSION] = Services(config=config, engine=engine, sessions=sessions, signer=signer,
                                          signer_id=signer_id(signer), card_assets=CardAssetsCache(),
-                                         relay=OutboxRelay(sessions), limiter=install_rate_limits(app, config))
+                                         relay=OutboxRelay(sessions), limiter=limiter, api_keys=api_keys)
     _reissue_cards_after_a_settings_change(sessions, config)
     _warn_about_unreadable_fcm_credentials(sessions, config)
     app.json.sort_keys = False

@@ -11,14 +11,15 @@ import secrets
 from dataclasses import dataclass
 
 from apiflask import HTTPTokenAuth
-from flask import request
+from flask import g, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import app.till_sessions as till_sessions
+from app.api_key_cache import mark_revoked
 from app.domain.ledger import Actor
 from app.models import ApiKey, utcnow
-from app.services import db_session
+from app.services import db_session, services
 
 SCOPES = ("admin", "pos")
 ADMIN = ["admin"]
@@ -33,7 +34,10 @@ class ApiKeyAuth(HTTPTokenAuth):
         if getattr(auth, "token", None):
             return super().authenticate(auth, stored_password)
         key_id = till_sessions.api_key_id(request)
-        return _caller(ApiKey.id == key_id, ApiKey.scope == "pos") if key_id is not None else None
+        if key_id is None:
+            return None
+        return services().api_keys.get(("till", key_id), lambda: _caller(ApiKey.id == key_id, ApiKey.scope == "pos"),
+                                       _revocation_generation())
 
 
 auth = ApiKeyAuth(scheme="Bearer", description="An API key from `punchpass create-merchant` or "
@@ -75,18 +79,29 @@ def new_api_key(session: Session, merchant_id: int, scope: str, store: str | Non
 
 
 def revoke_api_key(session: Session, key_id: int) -> ApiKey | None:
-    """Revoked from the commit on, in every process: each request looks its key up (`_verify_token`), nothing
-    caches it. A key revoked before keeps its first revocation time; None for an unknown id."""
+    """Revoked from the commit on, in every process: the commit replaces the revocation generation every
+    process's cached keys are checked against (app/api_key_cache.py). A key revoked before keeps its first
+    revocation time (revoking it again announces it again); None for an unknown id."""
     key = session.get(ApiKey, key_id, with_for_update=True)
-    if key is not None and key.revoked_at is None:
-        key.revoked_at = utcnow()
+    if key is not None:
+        key.revoked_at = key.revoked_at or utcnow()
+        mark_revoked(session)
     return key
 
 
 @auth.verify_token
 def _verify_token(token: str) -> Caller | None:
-    """Looked up on every request, never cached: a revocation takes effect at once on every process."""
-    return _caller(ApiKey.key_hash == hash_api_key(token)) if token else None
+    """From the process's cache while no key was revoked since (one Redis round trip), else the database: a
+    revocation takes effect at once on every process (app/api_key_cache.py)."""
+    if not token:
+        return None
+    key_hash = hash_api_key(token)
+    return services().api_keys.get(key_hash, lambda: _caller(ApiKey.key_hash == key_hash), _revocation_generation())
+
+
+def _revocation_generation() -> bytes | None:
+    """Read with the key's rate limit before the view (app/ratelimits.ApiKeyLimit); None: ask the database."""
+    return g.get("api_key_generation")
 
 
 def _caller(*where) -> Caller | None:

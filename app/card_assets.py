@@ -14,8 +14,11 @@ from sqlalchemy.orm import Session
 from app.domain.programs import program_images
 from app.models import Program
 from passes import PassPackager
-from passes.images import default_images, prepare_image
+from passes.images import default_images, image_file_name, prepare_image
 from passes.strings import pass_strings
+
+STAMP_ICON_PREFIX = "stamp"  # the uploaded stamp icon's files: stamp.png, stamp@2x.png, stamp@3x.png
+STAMP_ICON = image_file_name("stamp", 3)  # the one drawn into the strips (scaled down per strip size)
 
 
 class CardAssetsCache:
@@ -40,15 +43,19 @@ class CardAssetsCache:
 
 @dataclass(frozen=True)
 class CardAssets:
-    """What every card of one program design shares: the packaged images and strings, and the logo in
-    Apple's smaller personalization size (made on first use: most programs never need it)."""
+    """What every card of one program design shares: the packaged images and strings, the logo in Apple's
+    smaller personalization size (made on first use: most programs never need it) and a stamp card's uploaded
+    stamp icon (drawn into each card's strip, app/cards.py; never a file of the pass)."""
 
     packager: PassPackager
     logo: bytes
+    stamp_icon: bytes | None = None
 
     @classmethod
     def build(cls, images: dict[str, bytes], locales: list[str]) -> CardAssets:
-        return cls(PassPackager({**images, **pass_strings(locales)}), images["logo@3x.png"])
+        packaged = {name: data for name, data in images.items() if not name.startswith(STAMP_ICON_PREFIX)}
+        return cls(PassPackager({**packaged, **pass_strings(locales)}), images["logo@3x.png"],
+                   images.get(STAMP_ICON))
 
     @cached_property
     def personalization_logos(self) -> dict[str, bytes]:

@@ -11,19 +11,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.card_assets import CardAssets
+from app.card_notices import card_notices
 from app.config import AppleConfig, Config
 from app.domain import lots
 from app.domain.calendar import last_day, program_zone
 from app.domain.earnrules import plain
 from app.domain.members import next_goals, without_expired_holds
 from app.domain.passupdates import last_modified
+from app.domain.relevance import card_locations
 from app.domain.stamps import open_vouchers
 from app.models import Member, SignedPass, utcnow
 from app.services import app_config, services
 from passes import PassSigner
 from passes.personalization import personalization_files
 from passes.stamps import MAX_STAMPS, stamp_strip
-from passes.storecard import Branding, StoreCard, store_card_json
+from passes.storecard import Branding, CardNotice, StoreCard, store_card_json
 
 PKPASS_MIMETYPE = "application/vnd.apple.pkpass"
 
@@ -36,12 +38,14 @@ def card_settings_fingerprint(config: Config) -> str:
     return hashlib.sha256("\n".join(settings).encode()).hexdigest()
 
 
-def store_card(member: Member, pending_until: datetime | None = None, vouchers: tuple[str, ...] = ()) -> StoreCard:
+def store_card(member: Member, pending_until: datetime | None = None, vouchers: tuple[str, ...] = (),
+               notices: tuple[CardNotice, ...] = ()) -> StoreCard:
     """What the card shows, from the member and program rows (and, with pending points, the day the first
     pending lot becomes spendable; on a stamp card, the open vouchers)."""
     config, program = app_config(), member.program
     upcoming_tier, upcoming_reward = next_goals(member)
     zone = program_zone(program)
+    locations, beacons = card_locations(program, member.locale)
     return StoreCard(
         pass_type_id=config.apple.pass_type_id, team_id=config.apple.team_id,
         serial_number=member.serial_number, authentication_token=member.auth_token,
@@ -61,6 +65,7 @@ def store_card(member: Member, pending_until: datetime | None = None, vouchers: 
         if member.pending_points and pending_until else None,
         promotion=program.shown_promotion, tier_perks=_benefits(member),
         stamps=(member.stamps, program.stamps_required) if _stamp_card(member) else None, vouchers=vouchers,
+        notices=notices, locations=locations, beacons=beacons,
     )
 
 
@@ -87,8 +92,8 @@ def signed_pass(session: Session, member: Member) -> bytes:
     assets = shared.card_assets.get(session, member.program)
     pending_until = lots.next_release(session, member.id) if member.pending_points else None
     vouchers = tuple(v.name for v in open_vouchers(session, member.id)) if _stamp_card(member) else ()
-    pass_json = store_card_json(store_card(member, pending_until, vouchers))
-    files = {**_enrollment_files(member, assets), **_stamp_strip(member)}
+    pass_json = store_card_json(store_card(member, pending_until, vouchers, card_notices(session, member)))
+    files = {**_enrollment_files(member, assets), **_stamp_strip(member, assets.stamp_icon)}
     key = f"{assets.packager.content_digest(pass_json, files)}:{shared.signer_id}"
     cached = session.get(SignedPass, member.id)
     if cached is not None and cached.cache_key == key:
@@ -106,13 +111,14 @@ def _store_signed_pass(session: Session, member_id: int, key: str, data: bytes) 
                                                     set_={"cache_key": key, "data": data}))
 
 
-def _stamp_strip(member: Member) -> dict[str, bytes]:
-    """A stamp card's strip: its stamps, the collected ones filled (label colour on the background)."""
+def _stamp_strip(member: Member, icon: bytes | None) -> dict[str, bytes]:
+    """A stamp card's strip: its stamps, the collected ones filled (label colour on the background) and marked
+    with the program's stamp icon when one was uploaded."""
     if not _stamp_card(member):
         return {}
     program = member.program
     return stamp_strip(min(program.stamps_required, MAX_STAMPS), min(member.stamps, MAX_STAMPS),
-                       program.background_color, program.label_color)
+                       program.background_color, program.label_color, icon)
 
 
 def _enrollment_files(member: Member, assets: CardAssets) -> dict[str, bytes]:

@@ -109,12 +109,15 @@ def create_user_command(merchant_id: int, email: str, role: str) -> None:
 @click.option("--id", "key_id", required=True, type=int, help="The key's id, as create-api-key printed it.")
 def revoke_api_key_command(key_id: int) -> None:
     """Revoke an API key: every process refuses it from now on (401)."""
+    from app.api_key_cache import NOT_ANNOUNCED
     from app.auth import revoke_api_key
     with _session() as session:
         key = revoke_api_key(session, key_id)
         if key is None:
             raise click.ClickException(f"no API key {key_id}")
         session.commit()
+        if NOT_ANNOUNCED in session.info:
+            raise click.ClickException(session.info.pop(NOT_ANNOUNCED))
         click.echo(json.dumps({"id": key.id, "merchant_id": key.merchant_id, "revoked_at": key.revoked_at.isoformat()}))
 
 
@@ -336,9 +339,13 @@ class _session:
     """A session on DATABASE_URL for one command, without a web app."""
 
     def __enter__(self):
+        from app.api_key_cache import announce_revocations
         from app.db import make_engine, make_session_factory
-        self.engine = make_engine(load_config().database_url)
-        self.session = make_session_factory(self.engine)()
+        config = load_config()
+        self.engine = make_engine(config.database_url)
+        sessions = make_session_factory(self.engine)
+        announce_revocations(sessions, config.redis_url)
+        self.session = sessions()
         return self.session
 
     def __exit__(self, *exc):

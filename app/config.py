@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 import limits
 
-from app.service_accounts import ServiceAccountError, service_account_from_json
 from passes import google
 from passes.google_callbacks import GOOGLE_KEYS_URL, GOOGLE_SENDER_ID
 from passes.storecard import check_nfc
@@ -234,10 +233,8 @@ def _fcm_config(env: dict, secret_key: str) -> FcmConfig:
     path = Path(env[name]).expanduser() if env.get(name) else None
     if path is not None:
         try:
-            service_account_from_json(path.read_bytes())
-        except OSError as error:
-            raise ConfigError(f"{name}: cannot read {str(path)!r} ({error.strerror})") from None
-        except ServiceAccountError as error:
+            google.ServiceAccount.from_file(path)
+        except google.ServiceAccountError as error:
             raise ConfigError(f"{name}: not a usable service-account key file: {error}") from None
     own_key = env.get("FCM_CREDENTIALS_KEY") or ""
     if own_key and len(own_key) < 32:

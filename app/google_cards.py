@@ -6,8 +6,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.card_notices import card_notices
 from app.config import Config, GoogleConfig
 from app.domain.googlewallet import class_suffix
+from app.domain.relevance import merchant_locations
+from app.domain.stamps import open_vouchers
 from app.models import Member, Merchant, Program, ProgramImage
 from passes.google import LoyaltyCard, LoyaltyProgram, loyalty_class_json, loyalty_object_json, resource_id
 
@@ -41,13 +44,13 @@ def loyalty_class(session: Session, config: Config, program: Program) -> dict:
         # One class serves every member, so only a tier all of them hold can be the class's rewardsTier; members'
         # own tiers are on their objects.
         rewards_tier=tiers[0].name if len(tiers) == 1 else None,
-        program_info=program.program_info, terms=program.terms,
+        program_info=program.program_info, terms=program.terms, merchant_locations=merchant_locations(program),
         smart_tap_issuers=google.smart_tap_issuers,
         callback_url=f"{base}/google/callbacks" if base.startswith("https://") else None,
     ))
 
 
-def loyalty_object(config: Config, member: Member) -> dict:
+def loyalty_object(session: Session, config: Config, member: Member) -> dict:
     """The member's LoyaltyObject: what the Apple card shows on its front, with the same checkout token."""
     google, program = config.google, member.program
     return loyalty_object_json(LoyaltyCard(
@@ -56,4 +59,14 @@ def loyalty_object(config: Config, member: Member) -> dict:
         points=member.available_points, barcode_value=member.barcode_token, barcode_format=program.barcode_format,
         locale=member.locale, locales=tuple(program.locales or ()), tier=member.tier.name if member.tier else None,
         has_tiers=bool(program.tiers), active=member.deleted_at is None,  # deleted on request: INACTIVE
+        notices=card_notices(session, member), **_stamp_card(session, member),
     ))
+
+
+def _stamp_card(session: Session, member: Member) -> dict:
+    """A stamp card's count and open vouchers, as the Apple card shows them (app/cards.py)."""
+    program = member.program
+    if program.type != "stamps" or not program.stamps_required:
+        return {}
+    return {"stamps": (member.stamps, program.stamps_required),
+            "vouchers": tuple(voucher.name for voucher in open_vouchers(session, member.id))}

@@ -3,6 +3,7 @@ transaction and checked against the ledger by `punchpass ledger verify`."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -20,8 +21,10 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
+    text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.sql.expression import false
 
 from app.db import Base
@@ -154,6 +157,18 @@ class Program(Base):
     # card updates), not read from the clock while building a card.
     shown_promotion: Mapped[str | None] = mapped_column(String(80), nullable=True)
     bonus_actions: Mapped[dict] = mapped_column(JSON, default=dict)  # kind -> {"points", "cap"}
+    # Referral rewards (app/domain/referrals.py): trigger, points for both sides, tiered incentives, caps; {}: off
+    referral_settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    # A running survey is offered after N purchases (app/domain/surveys.py): only then does an earn look for it
+    purchase_surveys: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When the program's challenges run (app/domain/challenges.py): from the earliest start to the latest end
+    # (None: open-ended) of those not retired; `challenges_from` None: no challenge. Outside, an earn sends no
+    # challenge query at all. Written whenever a challenge is saved.
+    challenges_from: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    challenges_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Which challenges the cards show as running (a digest of their ids): the `show_challenges` job re-issues the
+    # cards when a challenge starts or ends by the clock.
+    challenges_shown: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # Tiers qualify on points earned (or money spent) within the last `tier_window_months`; a member falling
     # short keeps the tier until the review date plus `tier_grace_days` (app/domain/tiers.py).
     tier_basis: Mapped[str] = mapped_column(String(8), default="points")
@@ -167,10 +182,42 @@ class Program(Base):
     design_update_seen: Mapped[int] = mapped_column(BigInteger, default=0)
     design_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     design_previous_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Where the card surfaces on the lock screen (app/domain/relevance.py): [{name, latitude, longitude,
+    # relevant_text: {locale: text}}] and [{proximity_uuid, major?, minor?, relevant_text}], at most 10 each.
+    locations: Mapped[list] = mapped_column(JSON, default=list)
+    beacons: Mapped[list] = mapped_column(JSON, default=list)
+    # The program has active offer templates: an earn then re-chooses the member's offer (app/domain/offers.py);
+    # read from the row the earn already locked, so programs without offers pay no extra statement.
+    offers_active: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A new random value at every edit of the program, its tiers or rewards (`_new_config_versions`, at flush):
+    # the per-process cache of program configuration is keyed by it (app/domain/program_config.py). Random, not
+    # +1: a version written by a transaction that rolled back is never reused for other content.
+    config_version: Mapped[int] = mapped_column(BigInteger, default=lambda: new_config_version(), server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     tiers: Mapped[list["Tier"]] = relationship(order_by="Tier.threshold", cascade="all, delete-orphan")
     rewards: Mapped[list["Reward"]] = relationship(order_by="Reward.points_cost", cascade="all, delete-orphan")
+
+
+def new_config_version() -> int:
+    return secrets.randbits(62)
+
+
+@event.listens_for(Session, "before_flush")
+def _new_config_versions(session: Session, _context, _instances) -> None:
+    """Every flush that changes a program, one of its tiers or rewards gives the program a new config_version,
+    so every process's cached configuration of it is stale from that commit on."""
+    changed = set()
+    for row in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(row, Program) and row not in session.new and row not in session.deleted \
+                and session.is_modified(row):
+            changed.add(row)
+        elif isinstance(row, (Tier, Reward)) and row.program_id is not None:
+            program = session.get(Program, row.program_id)  # a tier added to `program.tiers` has no id yet: the
+            if program is not None and program not in session.deleted:  # program is then modified itself
+                changed.add(program)
+    for program in changed:
+        program.config_version = new_config_version()
 
 
 class ProgramImage(Base):
@@ -211,7 +258,10 @@ class Reward(Base):
 
 
 class Member(Base):
-    """Tokens are random and never change: the serial and the Apple token must stay stable across updates."""
+    """Tokens are random and never change: the serial and the Apple token must stay stable across updates.
+
+    On PostgreSQL the table keeps 15 % of each page free (fillfactor 85, migration 0027): an earn's UPDATE then
+    finds room beside the old row and writes no index (a HOT update), as none of the columns it changes is indexed."""
     __tablename__ = "members"
     __table_args__ = (UniqueConstraint("program_id", "external_id"),
                       Index("ix_members_merchant_email", "merchant_id", "email"),
@@ -259,7 +309,9 @@ class Member(Base):
     barcode_token: Mapped[str] = mapped_column(String(64), unique=True)
     download_token: Mapped[str] = mapped_column(String(64), unique=True)
     pass_version: Mapped[int] = mapped_column(Integer, default=1)
-    pass_update_tag: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    # Not indexed: the serials query reaches members through the device's registrations, and an index on a
+    # column every earn changes would make each of its UPDATEs write every index of the table (no HOT update).
+    pass_update_tag: Mapped[int] = mapped_column(BigInteger, default=0)
     # Every tag up to this had finished when the card changed (passupdates.unchanged_since).
     pass_update_seen: Mapped[int] = mapped_column(BigInteger, default=0)
     pass_updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -271,12 +323,44 @@ class Member(Base):
     apple_devices: Mapped[int] = mapped_column(Integer, default=0)
     # Google's save/delete callbacks say whether the card is in someone's Google Wallet (app/google/callbacks.py)
     google_saved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The card has a Google Wallet object (googlewallet.start_object sets it): with apple_devices, whom a change
+    # must reach, read by the earn's locking statement (passupdates.locked_members)
+    google_object: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Whether the card was ever in an Apple / Google wallet: with the two above, a segment tells "removed" (had
+    # it, no longer) from "never added" (app/domain/segments.py).
+    apple_ever_installed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    google_ever_saved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Badges won by challenges, in the order won (kept here so the member and the card need no query).
+    badges: Mapped[list] = mapped_column(JSON, default=list)
+    # The monthly leaderboard shows only members who opted in, under the name they chose (never their own).
+    leaderboard_opt_in: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    leaderboard_name: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # Deleted on request (GDPR, APPI, PIPA): personal data anonymised, the ledger kept, the pass voided.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    program: Mapped[Program] = relationship(lazy="joined")
-    tier: Mapped[Tier | None] = relationship(lazy="joined", foreign_keys=[tier_id])
+    program_row: Mapped[Program] = relationship(lazy="joined")
+    tier_row: Mapped[Tier | None] = relationship(lazy="joined", foreign_keys=[tier_id])
+    # The program's cached configuration (app/domain/program_config.py), when `ledger._lock` loaded the member
+    program_config = None
+
+    @property
+    def program(self) -> Program:
+        """The program as the domain reads it: its cached configuration (read-only values) once the member is
+        locked for a change, else the ORM row."""
+        return self.program_config or self.program_row
+
+    @program.setter
+    def program(self, program: Program) -> None:
+        self.program_row = program
+
+    @property
+    def tier(self) -> Tier | None:
+        """The tier shown: from the cached configuration once the member is locked for a change, else the row."""
+        if self.program_config is None:
+            return self.tier_row
+        return next((tier for tier in self.program_config.tiers if tier.id == self.tier_id), None) \
+            if self.tier_id is not None else None
 
     @property
     def available_points(self) -> int:
@@ -292,13 +376,19 @@ class LedgerEntry(Base):
     falling as it is spent or expires (each taking recorded in `lot_consumptions`); `expires_at` when what is left
     expires; `pending_until` set while it is not spendable yet."""
     __tablename__ = "ledger_entries"
+    # Every earn writes a row into each index: the ones on columns most rows leave empty hold only the rows that
+    # set them (a query's `col = x` or `col <= x` implies `col IS NOT NULL`, so it still uses them).
     __table_args__ = (Index("ix_ledger_member_created", "member_id", "id"),
-                      Index("ix_ledger_merchant_created", "merchant_id", "created_at"),  # dashboard charts
-                      Index("ix_ledger_lots_expiry", "expires_at"),
-                      Index("ix_ledger_lots_pending", "pending_until"))
+                      Index("ix_ledger_merchant_created", "merchant_id", "created_at"),  # charts; also by merchant
+                      *(Index(name, column, postgresql_where=text(f"{column} IS NOT NULL"),
+                              sqlite_where=text(f"{column} IS NOT NULL"))
+                        for name, column in (("ix_ledger_lots_expiry", "expires_at"),
+                                             ("ix_ledger_lots_pending", "pending_until"),
+                                             ("ix_ledger_entries_reverses_id", "reverses_id"),
+                                             ("ix_ledger_entries_hold_id", "hold_id"))))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
-    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
     kind: Mapped[str] = mapped_column(String(16))
     points: Mapped[int] = mapped_column(Integer)
     balance_after: Mapped[int] = mapped_column(Integer)
@@ -306,12 +396,12 @@ class LedgerEntry(Base):
     reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reward_id: Mapped[int | None] = mapped_column(ForeignKey("rewards.id"), nullable=True)
-    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True, index=True)
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
     shortfall: Mapped[int] = mapped_column(Integer, default=0)  # reversed points the member had already spent
     # Change of the member's held points: +N when a hold is placed, -N when it is captured, voided or expires.
     # The sum over a member's entries is `members.held_points`, as the sum of `points` is the balance.
     held: Mapped[int] = mapped_column(Integer, default=0)
-    hold_id: Mapped[int | None] = mapped_column(ForeignKey("holds.id"), nullable=True, index=True)
+    hold_id: Mapped[int | None] = mapped_column(ForeignKey("holds.id"), nullable=True)
     # Who made it: the API key (and the store its till is in); None for the system (expiry, a CLI command).
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
     store: Mapped[str | None] = mapped_column(String(120), nullable=True)
@@ -350,6 +440,61 @@ class Voucher(Base):
 
     issued_by: Mapped[LedgerEntry] = relationship(foreign_keys=[issued_by_id])
     redeemed_by: Mapped[LedgerEntry | None] = relationship(foreign_keys=[redeemed_by_id])
+
+
+class Challenge(Base):
+    """A goal over a window (app/domain/challenges.py): `visits` (purchases), `spend` (money) or `category`
+    (items of one category) reaching `target` within the last `window_days` days, this calendar month or the
+    challenge's whole run; the reward is bonus points and/or a badge. Retired (DELETE) challenges are kept for
+    their completions."""
+    __tablename__ = "challenges"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    name: Mapped[str] = mapped_column(String(80))
+    goal: Mapped[str] = mapped_column(String(16))  # visits | spend | category
+    target: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    category: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    window: Mapped[str] = mapped_column(String(16))  # days | month | challenge
+    window_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reward_points: Mapped[int] = mapped_column(Integer, default=0)
+    badge: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    repeatable: Mapped[bool] = mapped_column(Boolean, default=False)
+    clawback: Mapped[bool] = mapped_column(Boolean, default=False)  # a refund that undoes the goal takes it back
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ChallengeCompletion(Base):
+    """A member reached a challenge's goal: the bonus entry it granted; `revoked_at` when a refund took it back
+    (only for a challenge with `clawback`)."""
+    __tablename__ = "challenge_completions"
+    __table_args__ = (Index("ix_challenge_completions_member", "member_id", "challenge_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenges.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    bonus_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
+    badge: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ChallengeProgress(Base):
+    """What one qualifying earn added to one challenge (1 visit, its amount, its items of the category). The
+    progress is the sum of a member's rows in the window not yet used by a completion (`completion_id`), so a
+    reversal withdraws its row and the sum is right again without a scan of history."""
+    __tablename__ = "challenge_progress"
+    __table_args__ = (Index("ix_challenge_progress_member", "member_id", "challenge_id", "created_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenges.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"), index=True)
+    value: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    completion_id: Mapped[int | None] = mapped_column(ForeignKey("challenge_completions.id"), nullable=True,
+                                                      index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class MembershipPeriod(Base):
@@ -583,3 +728,220 @@ class ScheduledJob(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     leased_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Referral(Base):
+    """A member who joined with another's code: `pending` until the program's trigger (sign-up, first purchase,
+    purchases within N days), then `completed`; `rejected` with a `reason` by a fraud control, a cap, the window
+    passing or the qualifying purchase being refunded. `ip` is the address the enrollment came from."""
+    __tablename__ = "referrals"
+    __table_args__ = (Index("ix_referrals_referrer_created", "referrer_id", "created_at"),
+                      Index("ix_referrals_program_ip_created", "program_id", "ip", "created_at"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    referrer_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    referee_id: Mapped[int] = mapped_column(ForeignKey("members.id"), unique=True)  # one referrer per member
+    state: Mapped[str] = mapped_column(String(16))  # pending | completed | rejected
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)  # why rejected
+    ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    # The referrer's how-many-th completed referral this is: what the tiered incentives look at
+    ordinal: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    rewards: Mapped[list["ReferralReward"]] = relationship(order_by="ReferralReward.id")
+
+
+class ReferralReward(Base):
+    """One payout of a referral: the ledger entries crediting the referrer and the referee and the purchase that
+    qualified (None for a sign-up trigger). Refunding that purchase reverses both (`reversed_at`)."""
+    __tablename__ = "referral_rewards"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
+    qualifying_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True,
+                                                            index=True)
+    referrer_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
+    referee_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
+    referrer_points: Mapped[int] = mapped_column(Integer, default=0)
+    referee_points: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    reversed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Survey(Base):
+    """A program's questionnaire (`questions`: [{"id", "kind": rating|choice|text, "text", "choices"?,
+    "translations"?}]), offered on the card after `after_purchases` purchases or sent on demand; an answer
+    earns `bonus_points` once."""
+    __tablename__ = "surveys"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    title: Mapped[str] = mapped_column(String(120))
+    title_translations: Mapped[dict] = mapped_column(JSON, default=dict)
+    questions: Mapped[list] = mapped_column(JSON)
+    bonus_points: Mapped[int] = mapped_column(Integer, default=0)
+    after_purchases: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    open_days: Mapped[int] = mapped_column(Integer, default=30)  # how long an invitation stays open
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SurveyInvitation(Base):
+    """A survey offered to one member: its link is on their card until they answer or it closes."""
+    __tablename__ = "survey_invitations"
+    __table_args__ = (UniqueConstraint("survey_id", "member_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    survey: Mapped[Survey] = relationship(lazy="joined")
+
+
+class SurveyResponse(Base):
+    """A member's answers (question id -> 1..5, a choice, or text); one per survey and member, so the bonus
+    (`bonus_entry_id`) is paid once."""
+    __tablename__ = "survey_responses"
+    __table_args__ = (UniqueConstraint("survey_id", "member_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    answers: Mapped[dict] = mapped_column(JSON)
+    bonus_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MemberTag(Base):
+    """A merchant's label on a member ("vip", "staff", "wholesale"), for segments."""
+    __tablename__ = "member_tags"
+    __table_args__ = (UniqueConstraint("member_id", "tag"), Index("ix_member_tags_tag", "tag", "member_id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    tag: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Segment(Base):
+    """A stored rule over members (app/domain/segments.py), evaluated as one SQL query when asked."""
+    __tablename__ = "segments"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    rules: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # kept for its campaigns
+
+
+class Campaign(Base):
+    """A message and/or a time-limited offer to a segment (app/domain/campaigns.py). `status`: scheduled, sending,
+    sent, cancelled or expired. `cursor` is the last member id a batch handled: a batch whose starting point is
+    not the cursor is a retry of one that already committed, and does nothing."""
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_status_send_at", "status", "send_at"),
+                      Index("ix_campaigns_offer_ends", "offer_ends_at", "offer_cleared_at"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id"))
+    name: Mapped[str] = mapped_column(String(120))
+    title: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # locale -> text
+    body: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    offer_text: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    offer_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    offer_cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # cards re-issued
+    cap_count: Mapped[int | None] = mapped_column(Integer, nullable=True)  # at most this many campaigns ...
+    cap_days: Mapped[int | None] = mapped_column(Integer, nullable=True)  # ... per member in this many days
+    send_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    targeted: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the segment's count when sending began
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CampaignRecipient(Base):
+    """One member a campaign reached (`status` delivered) or skipped for the frequency cap (`capped`). Unique per
+    campaign and member: a retried batch inserts nothing twice and sends nothing twice."""
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (UniqueConstraint("campaign_id", "member_id"),
+                      Index("ix_campaign_recipients_member", "member_id", "created_at"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    card_updated: Mapped[bool] = mapped_column(Boolean, default=False)  # an Apple device or a Google object
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Surprise(Base):
+    """Points given to a random sample of a segment. The sample is a function of `seed` and the eligible member
+    ids (app/domain/surprises.py), both recorded, so an auditor can draw it again."""
+    __tablename__ = "surprises"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id"))
+    seed: Mapped[str] = mapped_column(String(64))
+    sample_size: Mapped[int] = mapped_column(Integer)
+    points: Mapped[int] = mapped_column(Integer)
+    reward_id: Mapped[int | None] = mapped_column(ForeignKey("rewards.id"), nullable=True)
+    eligible_count: Mapped[int] = mapped_column(Integer)
+    eligible_digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the sorted eligible ids
+    member_ids: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PurchaseItem(Base):
+    """A line item of a purchase earned with `items` (its category feeds personalised offers and segments): one
+    row per item line, with the member and time copied from its ledger entry so a member's recent categories are
+    one index range, and "who bought coffee this month" another."""
+    __tablename__ = "purchase_items"
+    __table_args__ = (Index("ix_purchase_items_member_created", "member_id", "created_at"),
+                      Index("ix_purchase_items_category_created", "category", "created_at"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    sku: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    category: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))  # unit price
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OfferTemplate(Base):
+    """A merchant's personalised offer with a rule the merchant can read (app/domain/offers.py): `kind` is
+    top_category, we_miss_you, next_tier or default; `settings` its numbers; `texts`/`labels` per locale, with
+    placeholders. Members get the first template that fits, by `priority` then id."""
+    __tablename__ = "offer_templates"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    texts: Mapped[dict] = mapped_column(JSON)  # locale -> text with {category}, {days}, {points}, {tier}
+    labels: Mapped[dict] = mapped_column(JSON, default=dict)  # locale -> the line's label (default: "Your offer")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class MemberOffer(Base):
+    """The offer a member's card shows now: its template and the values its text is filled with (`shown`), so
+    the card renders it in the member's language and a re-evaluation updates only cards whose offer changed."""
+    __tablename__ = "member_offers"
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("offer_templates.id", ondelete="CASCADE"), index=True)
+    shown: Mapped[dict] = mapped_column(JSON, default=dict)
+    chosen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    template: Mapped[OfferTemplate] = relationship(lazy="joined")

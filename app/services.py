@@ -12,6 +12,7 @@ from flask_limiter import Limiter
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.api_key_cache import ApiKeyCache
 from app.card_assets import CardAssetsCache
 from app.config import Config
 from app.relay import OutboxRelay
@@ -30,6 +31,7 @@ class Services:
     card_assets: CardAssetsCache
     relay: OutboxRelay
     limiter: Limiter
+    api_keys: ApiKeyCache  # the API keys this process has looked up (app/api_key_cache.py)
 
 
 def services(app: Flask | None = None) -> Services:

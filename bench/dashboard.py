@@ -23,18 +23,28 @@ from app.services import services
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-FILL = """
+
+def program_with_members_sql(tier: str = "1", created: str = "now()") -> str:
+    """Merchant 1, its program 1 with two tiers, and members 1..%(members)s: the seed the dashboard and offers
+    benchmarks share. `tier` and `created` are SQL expressions of the member's number n."""
+    return f"""
 INSERT INTO merchants (id, name, created_at) VALUES (1, 'Bench', now());
-INSERT INTO programs (id, merchant_id, name, currency, points_per_unit, rounding, background_color, foreground_color,
-  label_color, barcode_format, locales, timezone, design_version, design_update_tag, design_update_seen, created_at)
-  VALUES (1, 1, 'Bench', 'USD', 1, 'down', '#000000', '#FFFFFF', '#FFFFFF', 'qr', '["en"]', 'UTC', 1, 0, 0, now());
+INSERT INTO programs (id, merchant_id, name, slug, currency, points_per_unit, rounding, background_color,
+  foreground_color, label_color, barcode_format, locales, timezone, design_version, design_update_tag,
+  design_update_seen, created_at)
+  VALUES (1, 1, 'Bench', 'bench', 'USD', 1, 'down', '#000000', '#FFFFFF', '#FFFFFF', 'qr', '["en"]', 'UTC', 1, 0, 0,
+          now());
 INSERT INTO tiers (id, program_id, name, threshold) VALUES (1, 1, 'Bronze', 0), (2, 1, 'Gold', 1000);
 INSERT INTO members (id, program_id, merchant_id, name, locale, referral_code, points_balance, held_points,
   lifetime_points, tier_id, serial_number, auth_token, barcode_token, download_token, pass_version, pass_update_tag,
   pass_update_seen, pass_updated_at, created_at)
-  SELECT n, 1, 1, 'Member ' || n, 'en', 'R' || n, 0, 0, 0, 1 + (n % 2), 'S' || n, 'A' || n, 'B' || n, 'D' || n,
-         1, 0, 0, now(), now() - (n % 365) * interval '1 day'
+  SELECT n, 1, 1, 'Member ' || n, 'en', 'R' || n, 0, 0, 0, {tier}, 'S' || n, 'A' || n, 'B' || n, 'D' || n,
+         1, 0, 0, now(), {created}
   FROM generate_series(1, %(members)s) AS n;
+"""
+
+
+FILL = program_with_members_sql("1 + (n % 2)", "now() - (n % 365) * interval '1 day'") + """
 INSERT INTO ledger_entries (member_id, merchant_id, kind, points, balance_after, held, shortfall, created_at)
   SELECT 1 + (n % %(members)s), 1, CASE WHEN n % 5 = 0 THEN 'redeem' ELSE 'earn' END,
          CASE WHEN n % 5 = 0 THEN -50 ELSE 20 END, 0, 0, 0, now() - (n % 365) * interval '1 day'

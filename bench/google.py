@@ -150,7 +150,7 @@ def main() -> None:
            "GOOGLE_SERVICE_ACCOUNT_FILE": str(key_file), "GOOGLE_ISSUER_ID": ISSUER,
            "GOOGLE_WALLET_BASE_URL": f"https://127.0.0.1:{port}/walletobjects/v1", "GOOGLE_RATE_LIMIT": "0",
            "PUBLIC_BASE_URL": "https://punchpass.test", "SECRET_KEY": "bench-secret-key-not-for-production",
-           "RATE_LIMIT_API_KEY": "100000/second"}
+           "RATE_LIMIT_API_KEY": "100000/second", "RATE_LIMIT_PUBLIC": "100000/second"}
     fake = start_fake(certs, key_file, port)
     try:
         for threads in args.threads:

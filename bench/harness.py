@@ -10,6 +10,7 @@ PUNCHPASS_BENCH_REDIS, the Redis database the benchmarks flush and use (default 
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import io
 import json
@@ -223,6 +224,8 @@ def app_in_process(env: dict[str, str]):
     from workers.queue import connect_rq
     app = create_app(load_config(env))
     connect_rq(app)
+    gc.collect()
+    gc.freeze()  # as wsgi.py does
     return app, services(app).engine
 
 

@@ -13,7 +13,10 @@ server: gunicorn's own share is what bench/earn.py's py-spy shows), one at a tim
    SQLAlchemy, psycopg, rq and Redis, our code, the rest), and the top functions by cumulative CPU time.
 
     python -m bench.profile_earn [--earns 1000] [--members 100] [--top 25] [--mode earn|redeem|get|lookup]
-                                 [--py-spy] [--no-cprofile]
+                                 [--py-spy [--detail N]] [--no-cprofile]
+
+`--detail N` splits the N costliest phases by the library functions they spend in (inclusive); the raw py-spy
+samples are kept at PUNCHPASS_PYSPY_SAMPLES when that is set.
 
 `--mode redeem` spends 1 point per request (each member is topped up first), `--mode get` reads the member
 (GET /members/{id}), `--mode lookup` finds it by its barcode (POST /checkout/lookup); "earn" in the report then
@@ -104,13 +107,14 @@ class Tally:
 
 # Phases of one request, by the function a sample is in: the innermost frame that matches names the phase.
 PHASES = [
-    ("rate limit (flask-limiter, Redis)", ("_check_request_limit (",)),
+    ("rate limit (flask-limiter + the per-key script, Redis)",
+     ("_check_request_limit (", "ratelimits.py", "generation_and_counts (")),
     ("auth (API key)", ("_verify_token (",)),
     ("input guard (JSON, storable text)", ("refuse_unusable_input (",)),
     ("metrics hooks", ("_start_timer (", "_observe (")),
     ("update tag", ("next_update_tag (",)),
-    ("has devices?", ("_has_devices (",)),
-    ("member read / lock (+ program, tiers, rewards)",
+    ("has devices? (and a Google object?)", ("_card_holders (",)),
+    ("member read / lock (+ the program's configuration)",
      ("get_member_for_update (", "get_member (", "find_by_barcode (")),
     ("ledger write (entry INSERT, member UPDATE)", ("_append (",)),
     ("domain, other", ("earn_points (", "redeem_points (", "points_for_amount (")),
@@ -148,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--mode", choices=("earn", "redeem", "get", "lookup"), default="earn")
     parser.add_argument("--py-spy", action="store_true", help="sample the timed earns with py-spy, by phase")
+    parser.add_argument("--detail", type=int, default=0, metavar="N",
+                        help="with --py-spy: split the N costliest phases by the library call they spend in")
     parser.add_argument("--no-cprofile", dest="cprofile", action="store_false", help="skip the cProfile pass")
     parser.add_argument("--out", help="write the cProfile stats here (for snakeviz, pstats)")
     parser.add_argument("--collapsed", help="instead: split py-spy's raw output (bench.earn --py-spy) by package")
@@ -190,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             one(n)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
 
-        samples = workdir / "py-spy.txt"
+        samples = Path(os.environ.get("PUNCHPASS_PYSPY_SAMPLES") or workdir / "py-spy.txt")
         if args.py_spy:
             with sampled(samples):
                 for n in range(args.earns):
@@ -204,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
         report(tally, counted, wall, cpu, profiler if args.cprofile else None, args)
         if args.py_spy:
-            split_phases(samples, cpu / args.earns * 1e3)
+            split_phases(samples, cpu / args.earns * 1e3, args.detail)
     return 0
 
 
@@ -226,7 +232,7 @@ class sampled:
         self.process.wait(30)
 
 
-def split_phases(path: Path, cpu_ms: float) -> None:
+def split_phases(path: Path, cpu_ms: float, detail: int = 0) -> None:
     """py-spy samples by phase of the request (PHASES: innermost matching frame) and by package (innermost
     frame); the ms column scales the shares to the CPU per earn measured without any profiler."""
     by_phase, by_package, total = Counter(), Counter(), 0
@@ -244,6 +250,34 @@ def split_phases(path: Path, cpu_ms: float) -> None:
         print(f"  {title}:")
         for name, n in counts.most_common():
             print(f"    {n / total:6.1%}  {n / total * cpu_ms:5.2f} ms  {name}")
+    for phase, _ in by_phase.most_common(detail):
+        print(f"  inside '{phase}', by library call below ours (inclusive: shares overlap; file:function):")
+        for name, n in below_ours(path, phase).most_common(14):
+            print(f"    {n / total:6.1%}  {n / total * cpu_ms:5.2f} ms  {name}")
+
+
+def below_ours(path: Path, phase: str) -> Counter:
+    """Samples of one phase by library function (SQLAlchemy, psycopg, Flask...), inclusive: a sample counts for
+    every library function on its stack below our innermost frame. Which calls a phase's CPU goes to."""
+    counts = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not any("profile_earn.py" in frame for frame in frames) or phase_of(frames) != phase:
+            continue
+        ours = max((i for i, frame in enumerate(frames) if _is_ours(frame)), default=len(frames) - 1)
+        names = set()
+        for frame in frames[ours + 1:]:
+            name, _, location = frame.rpartition(" (")
+            names.add(f"{location.rstrip(')').rsplit('/', 2)[-1].split(':')[0]}:{name}")
+        for name in names:
+            counts[name] += int(count)
+    return counts
+
+
+def _is_ours(frame: str) -> bool:
+    """py-spy names files relative to sys.path: ours start with the package name."""
+    return frame.rpartition(" (")[2].startswith(("app/", "workers/", "passes/"))
 
 
 def phase_of(frames: list[str]) -> str:

@@ -21,58 +21,98 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from passes.relevance import MAX_LOCATIONS  # merchantLocations: the same 10 as Apple
+from passes.storecard import CardNotice, check_notices
 from passes.strings import FALLBACK_LOCALE, TRANSLATIONS, resolve_locale
 
 SAVE_URL_PREFIX = "https://pay.google.com/gp/v/save/"
 MAX_SAFE_URL_LENGTH = 1800  # Google: "the maximum safe length" of a save link
 MAX_MESSAGES = 10  # messages kept on an object
-MAX_LOCATIONS = 10  # merchantLocations
 WALLET_SCOPE = "https://www.googleapis.com/auth/wallet_object.issuer"
 BARCODE_TYPES = {"qr": "QR_CODE", "pdf417": "PDF_417", "aztec": "AZTEC", "code128": "CODE_128"}
 _SUFFIX = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _ISSUER = re.compile(r"[0-9]{1,20}")
 
 
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+# Google Cloud: 6 to 30 lowercase letters, digits and hyphens, starting with a letter (old ones: "domain:id").
+PROJECT_ID_PATTERN = r"^(?:[a-z0-9.-]{1,63}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$"
+# The fields of the key file google-auth reads; anything else (in a merchant's upload) is dropped.
+KEY_FILE_FIELDS = ("type", "project_id", "private_key_id", "private_key", "client_email", "client_id", "auth_uri",
+                   "token_uri", "auth_provider_x509_cert_url", "client_x509_cert_url", "universe_domain")
+
+
 class ServiceAccountError(ValueError):
-    """The service-account key is missing, unreadable or not a service-account key."""
+    """Not a usable service-account key; `field` names the part at fault. The message never quotes the key."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.reason = message
 
 
 @dataclass(frozen=True)
 class ServiceAccount:
-    """What a Google service-account JSON key file holds that we use."""
+    """A Google service-account key (the JSON file the Cloud console downloads), checked before it is used: what
+    Google Wallet and Firebase sign their OAuth assertions and save links with. One reader for the instance's
+    files and a merchant's upload, so both are refused for the same reasons."""
     client_email: str
     private_key_id: str
     private_key_pem: str = field(repr=False)
     token_uri: str
-    info: dict = field(repr=False)  # the whole file, for google-auth
+    info: dict = field(repr=False)  # the key file's fields, as google-auth and firebase-admin take them
+
+    @property
+    def project_id(self) -> str:
+        return self.info["project_id"]
 
     @classmethod
     def from_file(cls, path: str | Path) -> ServiceAccount:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            return cls.from_json(Path(path).read_bytes())
         except OSError as error:
-            raise ServiceAccountError(f"cannot read {str(path)!r}: {error.strerror or error}") from None
+            raise ServiceAccountError("file", f"cannot read {str(path)!r}: {error.strerror or error}") from None
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ServiceAccount:
         try:
             info = json.loads(text)
-        except ValueError:
-            raise ServiceAccountError(f"{str(path)!r} is not JSON (expected a service-account key file)") from None
+        except (ValueError, UnicodeDecodeError):
+            raise ServiceAccountError("_schema", "not JSON; expected the key file from the Google Cloud console"
+                                      ) from None
         return cls.from_info(info)
 
     @classmethod
     def from_info(cls, info: object) -> ServiceAccount:
-        if not isinstance(info, dict) or info.get("type") != "service_account":
-            raise ServiceAccountError('not a service-account key (expected "type": "service_account")')
-        missing = [name for name in ("client_email", "private_key", "private_key_id", "token_uri")
-                   if not isinstance(info.get(name), str) or not info[name]]
-        if missing:
-            raise ServiceAccountError(f"the service-account key has no {', '.join(missing)}")
-        try:
-            key = serialization.load_pem_private_key(info["private_key"].encode(), password=None)
-        except (ValueError, TypeError):
-            raise ServiceAccountError("the service-account key's private_key is not a PEM private key") from None
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ServiceAccountError("the service-account key's private_key is not an RSA key")
-        return cls(info["client_email"], info["private_key_id"], info["private_key"], info["token_uri"], info)
+        """Checks what google-auth would only discover when it first asks for a token: the type, the project,
+        the account's address and an RSA private key that parses."""
+        if not isinstance(info, dict):
+            raise ServiceAccountError("_schema", "expected a JSON object")
+        if info.get("type") != "service_account":
+            raise ServiceAccountError("type", 'must be "service_account" (a key file of a service account)')
+        for name in ("project_id", "client_email", "private_key", "private_key_id"):
+            if not isinstance(info.get(name), str) or not info[name]:
+                raise ServiceAccountError(name, "missing")
+        if not re.fullmatch(PROJECT_ID_PATTERN, info["project_id"]):
+            raise ServiceAccountError("project_id", "not a Google Cloud project id")
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+", info["client_email"]):
+            raise ServiceAccountError("client_email", "not an email address")
+        _check_private_key(info["private_key"])
+        token_uri = info.get("token_uri") or GOOGLE_TOKEN_URI
+        if not (isinstance(token_uri, str) and re.match(r"https?://[^\s/]+", token_uri)):
+            raise ServiceAccountError("token_uri", "not an http(s) URL")
+        kept = {name: info[name] for name in KEY_FILE_FIELDS if info.get(name) is not None}
+        return cls(info["client_email"], info["private_key_id"], info["private_key"], token_uri,
+                   {**kept, "token_uri": token_uri})
+
+
+def _check_private_key(pem: str) -> None:
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError, UnicodeEncodeError):
+        raise ServiceAccountError("private_key", "not a PEM private key without a password") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ServiceAccountError("private_key", "Google signs with RSA keys; this is another kind")
 
 
 def check_issuer_id(issuer_id: str) -> str:
@@ -201,6 +241,9 @@ class LoyaltyCard:
     tier: str | None = None  # None with tiers in the program: "Member"
     has_tiers: bool = False
     active: bool = True
+    notices: tuple[CardNotice, ...] = ()  # program features' lines, as on the Apple card's back
+    stamps: tuple[int, int] | None = None  # a stamp card: (stamps collected, stamps that fill the card)
+    vouchers: tuple[str, ...] = ()  # rewards full stamp cards issued, not yet used
 
     @property
     def object_id(self) -> str:
@@ -218,9 +261,7 @@ def loyalty_object_json(card: LoyaltyCard) -> dict:
         "state": "ACTIVE" if card.active else "INACTIVE",
         "accountId": card.account_id,
         "accountName": card.account_name,
-        "loyaltyPoints": {"label": TRANSLATIONS[locale]["balance.label"],
-                          "localizedLabel": translated("balance.label", card.locales, locale),
-                          "balance": {"int": card.points}},
+        "loyaltyPoints": _headline(card, locale),
         "barcode": {"type": BARCODE_TYPES[card.barcode_format], "value": card.barcode_value},
         "smartTapRedemptionValue": card.barcode_value,
     }
@@ -228,7 +269,39 @@ def loyalty_object_json(card: LoyaltyCard) -> dict:
         body["secondaryLoyaltyPoints"] = {"label": TRANSLATIONS[locale]["tier.label"],
                                           "localizedLabel": translated("tier.label", card.locales, locale),
                                           "balance": {"string": card.tier or TRANSLATIONS[locale]["tier.none"]}}
+    check_notices(card.notices)
+    modules = _voucher_module(card, locale) + [{"id": notice.key, "header": notice.label, "body": notice.text}
+                                               for notice in card.notices]
+    if modules:
+        body["textModulesData"] = modules
+    links = [{"id": notice.key, "uri": notice.link, "description": notice.label}
+             for notice in card.notices if notice.link]
+    if links:
+        body["linksModuleData"] = {"uris": links}
     return body
+
+
+def _headline(card: LoyaltyCard, locale: str) -> dict:
+    """The object's big number: the points to spend, or a stamp card's count as "3/10" (Google's loyalty balance
+    may be a string), as the Apple card shows it."""
+    if card.stamps is None:
+        return {"label": TRANSLATIONS[locale]["balance.label"],
+                "localizedLabel": translated("balance.label", card.locales, locale), "balance": {"int": card.points}}
+    collected, required = card.stamps
+    return {"label": TRANSLATIONS[locale]["stamps.label"],
+            "localizedLabel": translated("stamps.label", card.locales, locale),
+            "balance": {"string": f"{collected}/{required}"}}
+
+
+def _voucher_module(card: LoyaltyCard, locale: str) -> list[dict]:
+    """A stamp card's open vouchers, one per line, first among the text modules (as on the Apple card's back)."""
+    if not card.vouchers:
+        return []
+    return [{"id": "vouchers", "header": TRANSLATIONS[locale]["vouchers.label"],
+             "localizedHeader": translated("vouchers.label", card.locales, locale), "body": "\n".join(card.vouchers)}]
+
+
+_CLEARED = {"textModulesData": [], "linksModuleData": {"uris": []}}  # left out of a body when empty
 
 
 def changed_fields(sent: dict | None, current: dict) -> dict:
@@ -236,7 +309,10 @@ def changed_fields(sent: dict | None, current: dict) -> dict:
     given field whole; fields left out stay as they are). Everything when nothing was sent yet."""
     if not sent:
         return dict(current)
-    return {name: value for name, value in current.items() if sent.get(name) != value and name != "id"}
+    patch = {name: value for name, value in current.items() if sent.get(name) != value and name != "id"}
+    # A module that was sent and is now left out (its last notice ended) is cleared, not kept by Google.
+    patch.update({name: empty for name, empty in _CLEARED.items() if name in sent and name not in current})
+    return patch
 
 
 def save_jwt(account: ServiceAccount, *, origins: Iterable[str], issued_at: int, objects: list[dict],

@@ -18,9 +18,11 @@ from io import BytesIO
 from PIL import Image, ImageCms, ImageOps
 
 # Apple: store cards use icon (required), logo and strip; the rewards-enrollment sheet shows a
-# personalizationLogo of at most 150 x 40. Sizes in points.
-IMAGE_BOXES = {"icon": (29, 29), "logo": (160, 50), "strip": (375, 123), "personalizationLogo": (150, 40)}
-UPLOAD_KINDS = ("logo", "icon", "strip")  # what a merchant uploads; personalizationLogo is made from the logo
+# personalizationLogo of at most 150 x 40. Sizes in points. A stamp card's stamp icon is ours, not Apple's: it is
+# drawn into the stamps of the strip (passes.stamps), never packaged as a file of its own.
+IMAGE_BOXES = {"icon": (29, 29), "logo": (160, 50), "strip": (375, 123), "personalizationLogo": (150, 40),
+               "stamp": (48, 48)}
+UPLOAD_KINDS = ("logo", "icon", "strip", "stamp")  # what a merchant uploads; personalizationLogo comes from the logo
 SCALES = (1, 2, 3)
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_SIDE = 4096  # pixels; Apple's largest asset is the strip at 1125 x 369 (@3x)
@@ -180,12 +182,12 @@ def _malloc_trim():
 
 
 def _render(kind: str, source: Image.Image, scale: int) -> Image.Image:
-    """Fit one kind's box: icon padded to a square, logo inside its box, strip cropped to fill."""
+    """Fit one kind's box: icon and stamp padded to a square, logo inside its box, strip cropped to fill."""
     box_width, box_height = IMAGE_BOXES[kind]
     size = (box_width * scale, box_height * scale)
     if kind == "strip":
         return ImageOps.fit(source, size, Image.Resampling.LANCZOS)
-    if kind == "icon":
+    if kind in ("icon", "stamp"):
         return ImageOps.pad(source, size, Image.Resampling.LANCZOS, color=(0, 0, 0, 0))
     width, height = _fitted_size(source.size, (box_width, box_height))
     return source.resize((width * scale, height * scale), Image.Resampling.LANCZOS)

@@ -6,6 +6,7 @@ of `passes.strings` (resolved on the device); merchant texts are literal values.
 
 import base64
 import binascii
+import html
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from passes.relevance import Beacon, Location, beacons_json, check_counts, locations_json
 from passes.strings import LOCALES, points_notice
 
 BARCODE_FORMATS = {
@@ -57,6 +59,23 @@ def apple_colour(hex_colour: str) -> str:
     return f"rgb({red}, {green}, {blue})"
 
 
+MAX_NOTICES = 10  # lines program features may add to a card's back (Google keeps at most 10 text modules too)
+
+
+@dataclass(frozen=True)
+class CardNotice:
+    """A line a program feature puts on the card's back (an offer, a challenge's progress, a survey link), the same
+    on the Apple pass and the Google object. `label` and `text` are literal, already in the member's language;
+    with `change_message` ("%@" is the new text) Wallet shows a notification when the text changes; `link` makes
+    the text tappable."""
+
+    key: str  # stable per feature and item ("offer_12"), so Wallet can tell a change from a new line
+    label: str
+    text: str
+    change_message: str | None = None
+    link: str | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class StoreCard:
     """Everything one member's card shows; validated on construction."""
@@ -92,6 +111,9 @@ class StoreCard:
     tier_perks: str | None = None  # what the tier gives, merchant text
     stamps: tuple[int, int] | None = None  # a stamp card: (stamps collected, stamps that fill the card)
     vouchers: tuple[str, ...] = ()  # rewards full stamp cards issued, not yet used
+    notices: tuple[CardNotice, ...] = ()  # program features' lines (app/card_notices.py)
+    locations: tuple[Location, ...] = ()  # the shops: the card surfaces near them (passes/relevance.py)
+    beacons: tuple[Beacon, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("pass_type_id", "team_id", "serial_number", "organization_name",
@@ -107,6 +129,8 @@ class StoreCard:
         _check_barcode(self.barcode_format, self.barcode_value)
         if self.nfc_message is not None:
             check_nfc(self.nfc_message, self.nfc_encryption_public_key)
+        check_notices(self.notices)
+        check_counts(self.locations, self.beacons)
 
 
 def _goal(name: str, value: Goal | tuple | None) -> Goal | None:
@@ -142,6 +166,17 @@ def _check_barcode(barcode_format: str, value: str) -> None:
         value.encode("iso-8859-1")
     except UnicodeEncodeError:
         raise ValueError("barcode_value must be iso-8859-1 text") from None
+
+
+def check_notices(notices: tuple[CardNotice, ...]) -> None:
+    """At most MAX_NOTICES, each with its own key and some text."""
+    if len(notices) > MAX_NOTICES:
+        raise ValueError(f"at most {MAX_NOTICES} notices, got {len(notices)}")
+    keys = [notice.key for notice in notices]
+    if len(set(keys)) != len(keys) or not all(re.fullmatch(r"[a-z0-9_]{1,40}", key) for key in keys):
+        raise ValueError("notice keys must be distinct, lower-case letters, digits and _")
+    if not all(notice.label and notice.text for notice in notices):
+        raise ValueError("a notice needs a label and a text")
 
 
 def check_nfc(message: str, public_key: str | None) -> None:
@@ -183,6 +218,10 @@ def store_card_json(card: StoreCard) -> dict:
         pass_json["authenticationToken"] = card.authentication_token
     if card.voided:
         pass_json["voided"] = True
+    if card.locations:
+        pass_json["locations"] = locations_json(card.locations)
+    if card.beacons:
+        pass_json["beacons"] = beacons_json(card.beacons)
     if card.nfc_message is not None:
         pass_json["nfc"] = {
             "message": card.nfc_message,
@@ -288,7 +327,17 @@ def _state_fields(card: StoreCard) -> list[dict]:
         fields.append(_field("perks", "perks.label", card.tier_perks))
     if card.vouchers:
         fields.append(_field("vouchers", "vouchers.label", "\n".join(card.vouchers)))
-    return fields
+    return [*fields, *map(_notice_field, card.notices)]
+
+
+def _notice_field(notice: CardNotice) -> dict:
+    """A feature's line; its label is literal text (no pass.strings key matches it, so Wallet shows it as is)."""
+    extra: dict = {}
+    if notice.change_message:
+        extra["changeMessage"] = notice.change_message
+    if notice.link:
+        extra["attributedValue"] = f'<a href="{html.escape(notice.link)}">{html.escape(notice.text)}</a>'
+    return _field(f"notice_{notice.key}", notice.label, notice.text, **extra)
 
 
 def _back_fields(card: StoreCard) -> list[dict]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 from io import BytesIO
 
 from PIL import Image
-from sqlalchemy import update
+from sqlalchemy import select
 
 from app.auth import hash_api_key, issue_api_key
+from app.auth import revoke_api_key as revoke_key
 from app.models import ApiKey, Merchant
 from app.services import services
 
@@ -90,10 +90,10 @@ def make_png(width: int = 320, height: int = 100) -> bytes:
 
 
 def revoke_api_key(app, raw_key: str) -> None:
+    """As an operator does (`punchpass revoke-api-key`): through the domain, so every process's cache hears of it."""
     with app.app_context():
         session = services(app).sessions()
-        session.execute(update(ApiKey).where(ApiKey.key_hash == hash_api_key(raw_key))
-                        .values(revoked_at=datetime.now(timezone.utc)))
+        revoke_key(session, session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_api_key(raw_key))))
         session.commit()
         session.close()
 

@@ -14,8 +14,8 @@ from app.domain import fcm
 from app.domain.notifications import notice_for
 from app.encryption import UnsealError
 from app.models import Member, OutboxEvent
-from app.service_accounts import ServiceAccount, service_account_from_json
 from app.services import services
+from passes.google import ServiceAccount
 from workers import fcm_client
 from workers.errors import DeliveryFailed, RetryLater
 from workers.fcm_client import GONE, REFUSED, RETRY
@@ -87,6 +87,6 @@ def _credentials(app: Flask, session: Session, merchant_id: int) -> tuple[str, S
 def _instance_account(path: Path) -> ServiceAccount:
     """Read at each send: a rotated key file is picked up without a restart (the sender is remade if it changed)."""
     try:
-        return service_account_from_json(path.read_bytes())
+        return ServiceAccount.from_file(path)
     except (OSError, ValueError) as error:
         raise DeliveryFailed(f"FCM_SERVICE_ACCOUNT_FILE {str(path)!r}: {error}") from None

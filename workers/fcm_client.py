@@ -22,7 +22,7 @@ from google.auth.exceptions import RefreshError, TransportError
 
 from app.config import FCM_GOOGLE_URL
 from app.domain.notifications import Notice
-from app.service_accounts import ServiceAccount
+from passes.google import ServiceAccount
 
 SEND_LIMIT = 500  # FCM's: send_each takes at most 500 messages
 TIMEOUT = 30  # seconds per request (firebase-admin's default is 120)

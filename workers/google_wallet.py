@@ -117,7 +117,7 @@ def _sync_class(session: Session, client: WalletClient, body: dict, program: Pro
 def _sync_object(session: Session, client: WalletClient, app: Flask, member: Member, row: GoogleObject) -> None:
     """Insert the object, or PATCH the fields that changed since Google last accepted it."""
     config = services(app).config
-    body = loyalty_object(config, member)
+    body = loyalty_object(session, config, member)
     if row.sent is None:
         _ensure_class(session, client, config, member.program)
         status, _ = client.call("POST", "loyaltyObject", body=body)

@@ -20,9 +20,10 @@ from app import create_app
 from app.domain.fcm import FCM
 from app.domain.outbox import due_event_ids
 from app.domain.passupdates import APPLE_PUSH, PROGRAM_REFRESH
+from app.domain.webhooks import WEBHOOK_DELIVERY, WEBHOOK_EVENT
 from app.models import OutboxEvent, utcnow
 from app.services import db_session, services
-from workers import fcm, google_wallet, member_mail, wallet_push, webhooks
+from workers import campaigns, fcm, google_wallet, member_mail, offers, wallet_push, webhooks
 from workers.errors import DeliveryFailed, RetryLater
 from workers.wallet_push import CardOutcome, CardPush
 
@@ -32,6 +33,8 @@ MAX_ATTEMPTS = 8
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"[:200]  # who holds a lease (`punchpass outbox status`)
 BACKOFF_BASE, BACKOFF_CAP = 2.0, 600.0  # seconds: 2, 4, 8, ... capped at 10 minutes, each with full jitter
 BATCH_LIMIT = 500  # card pushes leased, pushed and recorded together
+WEBHOOK_BATCH = 100  # webhook fan-outs, or attempts, leased and recorded together
+BATCHED_KINDS = (APPLE_PUSH, *webhooks.BATCH_HANDLERS)  # delivered in batches, never one job per row
 
 _worker_app: Flask | None = None
 
@@ -64,12 +67,49 @@ def deliver_due_pushes(app: Flask, limit: int = BATCH_LIMIT) -> Counter:
             return outcomes
 
 
-def deliver_everything_due(app: Flask) -> Counter:
-    """Card pushes first, then every other due event (fan-outs, webhooks, ...), draining the card pushes again
-    after each one."""
-    outcomes = deliver_due_pushes(app)
+def deliver_webhooks(limit: int = WEBHOOK_BATCH) -> None:
+    """rq entry point: every due webhook fan-out and attempt, in batches."""
+    deliver_due_webhooks(worker_app(), limit)
+
+
+def deliver_due_webhooks(app: Flask, limit: int = WEBHOOK_BATCH) -> Counter:
+    """Webhook events fanned out, then the deliveries that are due attempted (the new ones among them, so a
+    delivery's first attempt is made by the job that fanned it out), a batch of each at a time until none is
+    left, with the card pushes that came due between batches; outcomes counted."""
+    outcomes: Counter = Counter()
+    while True:
+        fanned = _batch(app, WEBHOOK_EVENT, limit)
+        attempted = _batch(app, WEBHOOK_DELIVERY, limit)
+        outcomes.update(fanned.values())
+        outcomes.update(attempted.values())
+        if len(fanned) < limit and len(attempted) < limit:
+            return outcomes
+        _deliver_pushes_meanwhile(app)  # a card never waits for more than one batch of webhooks
+
+
+def _batch(app: Flask, kind: str, limit: int) -> dict[int, str]:
+    """Up to `limit` due rows of `kind` leased with one UPDATE and handed to its batch handler; a failure (a
+    bug, the database away) retries each row with backoff, as a single event's would."""
     with app.app_context(), services(app).sessions() as session:
-        others = due_event_ids(session, exclude_kind=APPLE_PUSH)
+        events = _lease_due(session, kind, due_event_ids(session, limit, kind=kind))
+        if not events:
+            return {}
+        try:
+            return webhooks.BATCH_HANDLERS[kind](app, session, events)
+        except Exception as error:
+            log.exception("%d outbox event(s) (%s) failed", len(events), kind)
+            session.rollback()
+            return {event.id: _retry_or_bury(session, event.id, f"{type(error).__name__}: {error}")
+                    for event in events}
+
+
+def deliver_everything_due(app: Flask) -> Counter:
+    """Card pushes first, then webhooks in batches, then every other due event (program fan-outs, Google, FCM,
+    ...), draining the card pushes again after each one."""
+    outcomes = deliver_due_pushes(app)
+    outcomes.update(deliver_due_webhooks(app))
+    with app.app_context(), services(app).sessions() as session:
+        others = due_event_ids(session, exclude_kind=BATCHED_KINDS)
     for event_id in others:
         outcomes[deliver_event(app, event_id)] += 1
         outcomes.update(deliver_due_pushes(app))
@@ -100,9 +140,13 @@ def deliver_event(app: Flask, event_id: int) -> str:
     pushed here, delivering due card pushes between its batches. Returns what happened, for logs and tests."""
     with app.app_context():
         session = db_session()
-        if session.scalar(select(OutboxEvent.kind).where(OutboxEvent.id == event_id)) == APPLE_PUSH:
-            session.commit()
+        kind = session.scalar(select(OutboxEvent.kind).where(OutboxEvent.id == event_id))
+        session.commit()
+        if kind == APPLE_PUSH:
             return deliver_pushes(app, [event_id]).get(event_id, "not due")
+        if kind in webhooks.BATCH_HANDLERS:  # a job per row from before batches: the batch takes it with the rest
+            outcomes = deliver_due_webhooks(app)
+            return "delivered" if outcomes else "not due"
         event = _lease(session, event_id)
         if event is None:
             return "not due"  # delivered, dead, leased by another worker, or waiting for its retry time
@@ -132,8 +176,9 @@ def _refresh_program(app: Flask, session: Session, event: OutboxEvent) -> None:
 HANDLERS: dict[str, Callable[[Flask, Session, OutboxEvent], None]] = {PROGRAM_REFRESH: _refresh_program,
                                                                      FCM: fcm.send_notification,
                                                                      **google_wallet.HANDLERS}
-HANDLERS.update(webhooks.HANDLERS)  # webhook fan-outs and attempts (workers/webhooks.py)
 HANDLERS.update(member_mail.HANDLERS)  # lost-card magic links (workers/member_mail.py)
+HANDLERS.update(campaigns.HANDLERS)  # campaign batches (workers/campaigns.py)
+HANDLERS.update(offers.HANDLERS)  # personalised offers chosen again (workers/offers.py)
 
 
 def _deliver_pushes_meanwhile(app: Flask) -> None:
@@ -166,17 +211,26 @@ def _lease(session, event_id: int) -> OutboxEvent | None:
 
 def _lease_pushes(session, ids: list[int]) -> list[CardPush]:
     """Take the due ones of these card pushes for LEASE with one conditional UPDATE, as `_lease` does one."""
+    return sorted((CardPush(*row) for row in _lease_due(session, APPLE_PUSH, ids, with_member=True)),
+                  key=lambda event: event.id)
+
+
+def _lease_due(session, kind: str, ids: list[int], with_member: bool = False) -> list:
+    """Take the due ones of these events of `kind` for LEASE with one conditional UPDATE (rows of id,
+    [member_id,] payload, attempts), committed."""
     if not ids:
         return []
     now = utcnow()
+    columns = (OutboxEvent.id, *((OutboxEvent.member_id,) if with_member else ()), OutboxEvent.payload,
+               OutboxEvent.attempts)
     rows = session.execute(
         update(OutboxEvent)
-        .where(OutboxEvent.id.in_(ids), OutboxEvent.kind == APPLE_PUSH, OutboxEvent.delivered_at.is_(None),
+        .where(OutboxEvent.id.in_(ids), OutboxEvent.kind == kind, OutboxEvent.delivered_at.is_(None),
                OutboxEvent.dead_at.is_(None), OutboxEvent.available_at <= now)
         .values(available_at=now + LEASE, attempts=OutboxEvent.attempts + 1, leased_at=now, leased_by=WORKER_ID)
-        .returning(OutboxEvent.id, OutboxEvent.member_id, OutboxEvent.payload, OutboxEvent.attempts)).all()
+        .returning(*columns)).all()
     session.commit()
-    return sorted((CardPush(*row) for row in rows), key=lambda event: event.id)
+    return sorted(rows, key=lambda row: row.id)
 
 
 def _record_pushes(session, events: list[CardPush], outcomes: dict[int, CardOutcome]) -> dict[int, str]:

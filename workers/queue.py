@@ -15,11 +15,17 @@ from flask import Flask
 from redis import Redis
 from rq import Queue, SimpleWorker, get_current_job
 from rq.job import Job
+from sqlalchemy import select
 
 from app import create_app
 from app.config import Config
+from app.domain.campaigns import CAMPAIGN_BATCH, CAMPAIGN_CARDS
+from app.domain.fcm import FCM
+from app.domain.googlewallet import GOOGLE_CLASS, GOOGLE_MESSAGE, GOOGLE_OBJECT
 from app.domain.outbox import due_event_ids
-from app.domain.passupdates import APPLE_PUSH, PROGRAM_REFRESH
+from app.domain.passupdates import PROGRAM_REFRESH
+from app.domain.webhooks import WEBHOOK_DELIVERY, WEBHOOK_EVENT
+from app.models import OutboxEvent
 from app.services import db_session, services
 from workers import jobs
 from workers.scheduled import due_job_names
@@ -33,7 +39,10 @@ BATCH_JOB = "workers.queue.deliver_due_job"
 BATCH_QUEUED = "punchpass:outbox-batch-queued"
 BATCH_QUEUED_TTL = 30  # seconds; should a flag outlive its job (a failed enqueue), the next commit enqueues again
 SWEEP_INTERVAL = 5.0  # seconds between looks for events the relay missed and retries that came due
+WEBHOOK_JOB_ID = "outbox-webhooks"  # the one job delivering webhooks in batches (jobs.deliver_due_webhooks)
 SCHEDULED_QUEUE_NAME = "punchpass-scheduled"  # periodic jobs (workers/scheduled.py): taken after everything else
+INLINE_KINDS = frozenset({GOOGLE_OBJECT, GOOGLE_CLASS, GOOGLE_MESSAGE, FCM})  # delivered inside the batch job
+INLINE_BUDGET = 1.0  # seconds of such deliveries per batch job; what is left goes out as one job each
 
 
 class RQDispatcher:
@@ -61,7 +70,7 @@ class RQDispatcher:
 
 def deliver_due_job() -> None:
     """rq entry point: clear the flag first (a commit from now on enqueues another job), then deliver every due
-    card push in batches and hand due program fan-outs to their own queue."""
+    card push in batches and hand due program fan-outs and campaign batches to their own queue."""
     redis = get_current_job().connection
     redis.delete(BATCH_QUEUED)
     app = jobs.worker_app()
@@ -69,12 +78,36 @@ def deliver_due_job() -> None:
     if outcomes:
         log.info("card pushes: %s", dict(outcomes))
     with app.app_context():
-        fanouts = due_event_ids(db_session(), kind=PROGRAM_REFRESH)
-        others = [event_id for event_id in due_event_ids(db_session(), exclude_kind=APPLE_PUSH)
-                  if event_id not in set(fanouts)]
-        db_session().commit()
+        session = db_session()
+        fanouts = [event_id for kind in (PROGRAM_REFRESH, CAMPAIGN_BATCH, CAMPAIGN_CARDS)  # the lower priority
+                   for event_id in due_event_ids(session, kind=kind)]
+        due = set(due_event_ids(session, exclude_kind=jobs.BATCHED_KINDS)) - set(fanouts)
+        others = session.execute(select(OutboxEvent.id, OutboxEvent.kind).where(OutboxEvent.id.in_(due))
+                                 .order_by(OutboxEvent.id)).all()
+        webhooks_due = bool(due_event_ids(session, 1, kind=WEBHOOK_EVENT)
+                            or due_event_ids(session, 1, kind=WEBHOOK_DELIVERY))
+        session.commit()
     enqueue_fanouts(Queue(FANOUT_QUEUE_NAME, connection=redis), fanouts)
-    enqueue_fanouts(Queue(QUEUE_NAME, connection=redis), others)  # webhooks, FCM, ...: one job each
+    left = deliver_inline(app, others)
+    enqueue_fanouts(Queue(QUEUE_NAME, connection=redis), left)  # mail, what the inline budget left: one job each
+    if webhooks_due:  # one job drains them all in batches; while it waits or runs, none more
+        enqueue_once(Queue(QUEUE_NAME, connection=redis), WEBHOOK_JOB_ID, "workers.jobs.deliver_webhooks",
+                     jobs.WEBHOOK_BATCH)
+
+
+def deliver_inline(app: Flask, events: list[tuple[int, str]], budget: float = INLINE_BUDGET) -> list[int]:
+    """Deliver the Google Wallet and FCM events here, in this job, while `budget` seconds last, the card pushes
+    that came due meanwhile first before each: a card's Google update then costs no second rq job (the hop
+    that made earn -> PATCH take a job's overhead twice). Their endpoints are Google's, paced and quick.
+    Returns the ids left to enqueue."""
+    deadline, left = time.monotonic() + budget, []
+    for event_id, kind in events:
+        if kind not in INLINE_KINDS or time.monotonic() >= deadline:
+            left.append(event_id)
+            continue
+        jobs.deliver_event(app, event_id)
+        jobs.deliver_due_pushes(app)
+    return left
 
 
 _LIVE_JOB_STATES = {"queued", "started", "scheduled", "deferred"}

@@ -18,8 +18,9 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from app.config import Config
-from app.domain import sweeps
+from app.domain import campaigns, challenges, sweeps
 from app.domain.holds import expire_due_holds
+from app.domain.offer_templates import refresh_all
 from app.domain.retention import prune_expired
 from app.domain.schedule import add_missing_jobs, claim_job, due_jobs, fail_job, finish_job
 from app.models import utcnow
@@ -66,6 +67,14 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
                 lambda session, as_of, _: sweeps.expire_stamp_cards(session, as_of)),
     PeriodicJob("update_memberships", timedelta(minutes=15),
                 lambda session, as_of, _: sweeps.update_memberships(session, as_of)),
+    PeriodicJob("start_campaigns", timedelta(minutes=1),
+                lambda session, as_of, _: campaigns.start_due_campaigns(session, as_of)),
+    PeriodicJob("clear_ended_offers", timedelta(minutes=1),
+                lambda session, as_of, _: campaigns.clear_ended_offers(session, as_of)),
+    PeriodicJob("choose_offers", timedelta(days=1), lambda session, as_of, _: refresh_all(session, as_of),
+                lease=timedelta(hours=1)),
+    PeriodicJob("show_challenges", timedelta(minutes=1),
+                lambda session, as_of, _: challenges.show_challenges(session, as_of)),
 )
 
 

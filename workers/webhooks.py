@@ -19,9 +19,12 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from flask import Flask
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.domain import webhooks
@@ -38,6 +41,17 @@ EVENT_TYPE_HEADER = "Punchpass-Event-Type"
 TIMEOUT = 10.0  # seconds, for connecting and for each read: well inside the outbox lease
 MAX_RESPONSE_BYTES = 64 * 1024  # read (and forget) at most this much of an answer
 USER_AGENT = "Punchpass-Webhooks/1"
+BUDGET = 5.0  # seconds in which a batch starts POSTs: bounds the wait of the card pushes queued behind it, and
+# (with TIMEOUT per connect and read) keeps the batch well inside the outbox lease
+TARGET_PAUSE = timedelta(seconds=30)  # a target silent once in a batch: its other deliveries wait this long
+UNREADABLE_SECRET = ("The signing secret cannot be read: SECRET_KEY changed since the webhook was created. "
+                     "Create the webhook again.")
+
+
+class LeasedEvent(Protocol):
+    """An outbox row a worker leased (workers/jobs.py): its id and payload."""
+    id: int
+    payload: dict
 
 
 def signature(secret: str, body: bytes, timestamp: int) -> str:
@@ -194,40 +208,97 @@ def close_senders() -> None:
         each.close()
 
 
-def fan_out(app: Flask, session: Session, event: OutboxEvent) -> None:
-    """WEBHOOK_EVENT: one delivery per webhook that wants it, each with its first attempt's outbox row."""
-    webhooks.fan_out(session, event.payload["merchant_id"], event.payload["event"])
-    event.delivered_at = utcnow()
+def fan_out_events(app: Flask, session: Session, events: list[LeasedEvent]) -> dict[int, str]:
+    """Leased WEBHOOK_EVENT rows: their deliveries, each with its attempt's row due at once (the same batch job
+    attempts them next), and the rows marked delivered, in one commit."""
+    webhooks.fan_out(session, [(event.payload["merchant_id"], event.payload["event"]) for event in events])
+    ids = [event.id for event in events]
+    session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids))
+                    .values(delivered_at=utcnow(), last_error=None, leased_at=None, leased_by=None))
     session.commit()
+    return dict.fromkeys(ids, "delivered")
 
 
-def attempt(app: Flask, session: Session, event: OutboxEvent) -> None:
-    """WEBHOOK_DELIVERY: one POST, recorded with its outcome and the next attempt (if any) in one commit."""
-    found = webhooks.delivery_to_attempt(session, event.payload["delivery_id"])
-    session.commit()  # no transaction stays open while the receiver takes its time
-    if found is None:
-        return
-    delivery, webhook = found
-    try:
-        secret = secret_box(app.config["SECRET_KEY"], webhooks.SECRET_PURPOSE).open(
-            webhook.sealed_secret, webhooks.secret_owner(webhook.merchant_id))
-    except UnsealError:
-        webhooks.record_attempt(session, delivery, status_code=None, duration_ms=0, now=utcnow(), give_up=True,
-                                error="The signing secret cannot be read: SECRET_KEY changed since the webhook was "
-                                      "created. Create the webhook again.")
-        session.commit()
-        return
+def attempt_deliveries(app: Flask, session: Session, events: list[LeasedEvent]) -> dict[int, str]:
+    """Leased WEBHOOK_DELIVERY rows: one signed POST each (no transaction open meanwhile), then every outcome
+    recorded in one commit. A row is done when its delivery is delivered or dead, moved to the retry time
+    otherwise. Rows not attempted go back unattempted: past the batch's time BUDGET (so no lease runs out
+    mid-batch), or to a target that gave no answer earlier in the batch (they wait TARGET_PAUSE)."""
+    pending = webhooks.deliveries_to_attempt(session, [event.payload["delivery_id"] for event in events])
+    session.commit()
+    started, silent_targets, secrets_by_hook = time.monotonic(), set(), {}
+    results, attempted, deferred, seen = [], {}, {}, set()
+    post = sender(services(app).config.webhooks_allow_private_targets).post
+    for event in events:
+        found = pending.get(event.payload["delivery_id"])
+        if found is None or found[0].id in seen:  # delivered, dead, deleted, or twice in this batch
+            continue
+        delivery, webhook = found
+        target = urlsplit(webhook.url).netloc
+        if time.monotonic() - started > BUDGET or target in silent_targets:
+            deferred[event.id] = TARGET_PAUSE if target in silent_targets else timedelta(0)
+            continue
+        seen.add(delivery.id)
+        result = _attempt(app, delivery, webhook, secrets_by_hook, post)
+        if result.status_code is None and not result.give_up:
+            silent_targets.add(target)
+        results.append(result)
+        attempted[event.id] = result
+    now = utcnow()
+    retry_at = webhooks.record_attempts(session, results, now)
+    return _reschedule(session, events, attempted, retry_at, deferred, now)
+
+
+def _attempt(app: Flask, delivery, webhook, secrets_by_hook: dict, post) -> webhooks.AttemptResult:
+    """One signed POST of a delivery (its webhook's secret unsealed once per batch)."""
+    if webhook.id not in secrets_by_hook:
+        try:
+            secrets_by_hook[webhook.id] = secret_box(app.config["SECRET_KEY"], webhooks.SECRET_PURPOSE).open(
+                webhook.sealed_secret, webhooks.secret_owner(webhook.merchant_id))
+        except UnsealError:
+            secrets_by_hook[webhook.id] = None
+    secret = secrets_by_hook[webhook.id]
+    if secret is None:
+        return webhooks.AttemptResult(delivery, None, UNREADABLE_SECRET, 0, give_up=True)
     body = delivery.body.encode()
     headers = {SIGNATURE_HEADER: signature(secret, body, int(time.time())), EVENT_ID_HEADER: delivery.event_id,
                EVENT_TYPE_HEADER: delivery.event_type}
-    answer = sender(services(app).config.webhooks_allow_private_targets).post(webhook.url, body, headers)
-    outcome = webhooks.record_attempt(session, delivery, status_code=answer.status_code, error=answer.error,
-                                      duration_ms=answer.duration_ms, now=utcnow())
-    event.delivered_at = utcnow()
-    session.commit()
+    answer = post(webhook.url, body, headers)
     if answer.error:
-        log.info("webhook %s delivery %s: %s; next attempt %s", webhook.id, delivery.id, answer.error,
-                 outcome.next_retry_at.isoformat() if outcome.next_retry_at else "none (dead)")
+        log.info("webhook %s delivery %s: %s", webhook.id, delivery.id, answer.error)
+    return webhooks.AttemptResult(delivery, answer.status_code, answer.error, answer.duration_ms)
 
 
-HANDLERS = {webhooks.WEBHOOK_EVENT: fan_out, webhooks.WEBHOOK_DELIVERY: attempt}
+def _reschedule(session: Session, events: list[LeasedEvent], attempted: dict, retry_at: dict, deferred: dict,
+                now) -> dict[int, str]:
+    """Give the batch's rows back, committed with the attempts: done (one UPDATE), or due again at the
+    delivery's retry time or after a deferral (one UPDATE each, rare). What happened to each row."""
+    outcomes, done = {}, []
+    for event in events:
+        if event.id in deferred:
+            outcomes[event.id] = "deferred"
+            _move(session, event.id, now + deferred[event.id], None)
+        elif event.id in attempted and retry_at[attempted[event.id].delivery.id] is not None:
+            outcomes[event.id] = "retry"
+            _move(session, event.id, retry_at[attempted[event.id].delivery.id], attempted[event.id].error)
+        else:
+            result = attempted.get(event.id)
+            outcomes[event.id] = "skipped" if result is None else "delivered" if result.delivered else "dead"
+            done.append(event.id)
+    if done:
+        session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(done))
+                        .values(delivered_at=now, last_error=None, leased_at=None, leased_by=None))
+    session.commit()
+    return outcomes
+
+
+def _move(session: Session, event_id: int, when, error: str | None) -> None:
+    """Due again at `when`. `attempts` restarts at 1: the row was handled, and the outbox's own limit (for
+    handling that fails, jobs.MAX_ATTEMPTS) counts from here, never the webhook's retries within its 24 h."""
+    session.execute(update(OutboxEvent).where(OutboxEvent.id == event_id)
+                    .values(available_at=when, attempts=1, last_error=error, leased_at=None, leased_by=None))
+
+
+# Outbox kind -> the batch handler: (app, session, leased rows) -> what happened to each row (workers/jobs.py
+# leases and calls them, `deliver_due_webhooks`).
+BATCH_HANDLERS = {webhooks.WEBHOOK_EVENT: fan_out_events, webhooks.WEBHOOK_DELIVERY: attempt_deliveries}

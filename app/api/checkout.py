@@ -53,7 +53,7 @@ def enrol_at_counter(data):
     QR, so they add the card to their wallet on the spot."""
     session = db_session()
     program = programs.get_program(session, current_caller().merchant_id, data.pop("program_id"))
-    return member_json(members.enroll_member(session, program, data))
+    return member_json(members.enroll_member(session, program, data, ip=data.get("client_ip")))
 
 
 @bp.post("/holds")

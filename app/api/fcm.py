@@ -12,8 +12,8 @@ from app.auth import ADMIN, auth, current_caller
 from app.config import FCM_GOOGLE_URL
 from app.domain import fcm, members
 from app.domain.errors import InvalidInput, NotFound
-from app.service_accounts import GOOGLE_TOKEN_URI, ServiceAccountError, service_account_from_info
 from app.services import app_config, db_session
+from passes.google import GOOGLE_TOKEN_URI, ServiceAccount, ServiceAccountError
 
 bp = APIBlueprint("fcm", __name__, url_prefix="/api/v1", tag="App notifications (FCM)")
 
@@ -55,7 +55,7 @@ def put_credentials(data):
     """Upload the service-account key of the merchant's Firebase project; its app's tokens are sent with it.
     Stored encrypted and never returned: the answer shows the project and the account only."""
     try:
-        account = service_account_from_info(data)
+        account = ServiceAccount.from_info(data)
     except ServiceAccountError as error:
         raise InvalidInput(error.field, f"Not a usable service-account key: {error.reason}.") from None
     if account.token_uri != GOOGLE_TOKEN_URI and app_config().fcm.base_url == FCM_GOOGLE_URL:

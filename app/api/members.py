@@ -26,7 +26,21 @@ from app.api.schemas import (
 )
 from app.auth import ADMIN, POS, auth, current_caller
 from app.cards import pkpass_response
-from app.domain import bonuses, earnrules, ledger, members, memberships, programs, stamps, tiers
+from app.domain import (
+    bonuses,
+    challenges,
+    earnrules,
+    ledger,
+    members,
+    memberships,
+    offers,
+    programs,
+    purchases,
+    referrals,
+    stamps,
+    surveys,
+    tiers,
+)
 from app.domain.passupdates import card_changed
 from app.models import utcnow
 from app.services import db_session
@@ -43,7 +57,7 @@ bp = APIBlueprint("members", __name__, url_prefix="/api/v1", tag="Members")
 def enroll(program_id, data):
     session = db_session()
     program = programs.get_program(session, current_caller().merchant_id, program_id)
-    return member_json(members.enroll_member(session, program, data))
+    return member_json(members.enroll_member(session, program, data, ip=data.get("client_ip")))
 
 
 @bp.get("/members/<int:member_id>")
@@ -68,16 +82,31 @@ def earn(member_id, data):
     by = current_caller().actor
     if "stamps" in data:
         entry = stamps.add_stamps(session, member, data["stamps"], data.get("reference"), by=by)
+        after_purchase(session, member, entry)  # a stamp is a visit: referrals, surveys, challenges
         return transaction_json(entry, member)
     if "points" in data:
         entry = ledger.earn_points(session, member, data["points"], reference=data.get("reference"),
                                    reason=data.get("reason"), rule="points given", by=by)
+        after_purchase(session, member, entry)
         return transaction_json(entry, member, rules=[{"rule": "points", "detail": "points given", "multiplier": None}])
     earned = earnrules.points_for_purchase(member.program, member.tier, utcnow(), amount=data.get("amount"),
                                            items=data.get("items"))
     entry = ledger.earn_points(session, member, earned.points, amount=earned.amount, reference=data.get("reference"),
                                reason=data.get("reason"), rule=earned.summary, by=by)
+    if data.get("items"):
+        purchases.record_items(session, entry, data["items"])
+    after_purchase(session, member, entry, data.get("items"))
+    offers.after_purchase(session, member, entry.created_at)
     return transaction_json(entry, member, rules=earned.rules)
+
+
+def after_purchase(session, member, entry, items: list[dict] | None = None) -> None:
+    """What a purchase sets off besides its points: a referral's reward, a survey offered after N purchases, the
+    progress of running challenges."""
+    now = utcnow()
+    referrals.after_purchase(session, member, entry, now)
+    surveys.after_purchase(session, member, entry, now)
+    challenges.record_purchase(session, member, entry, items, entry.created_at)
 
 
 @bp.post("/members/<int:member_id>/redeem")
@@ -127,6 +156,8 @@ def reverse(transaction_id, data):
     session = db_session()
     entry, shortfall = ledger.reverse_entry(session, current_caller().merchant_id, transaction_id,
                                             data.get("points"), data.get("reference"), by=current_caller().actor)
+    referrals.after_refund(session, entry.reverses_id, utcnow())
+    challenges.after_reversal(session, entry, utcnow())
     return transaction_json(entry, members.get_member(session, entry.merchant_id, entry.member_id), shortfall)
 
 

@@ -38,6 +38,8 @@ def member_json(member: Member) -> dict:
         "google_save_url": google_save_url(app_config(), member), "created_at": member.created_at,
         "wallets": {"apple": {"installed": member.apple_devices > 0, "devices": member.apple_devices},
                     "google": {"saved": member.google_saved}},
+        "badges": list(member.badges or []),
+        "leaderboard": {"opt_in": member.leaderboard_opt_in, "display_name": member.leaderboard_name},
     }
 
 
@@ -93,6 +95,7 @@ def program_json(program: Program, image_names: list[str]) -> dict:
         "bonus_actions": program.bonus_actions or {},
         "tier_rules": {"basis": program.tier_basis, "window_months": program.tier_window_months,
                        "grace_days": program.tier_grace_days},
+        "referrals": program.referral_settings or None,
         "images": sorted(image_names), "created_at": program.created_at,
     }
 

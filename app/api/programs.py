@@ -72,7 +72,9 @@ def create_reward(program_id, data):
 @bp.output(ProgramOut)
 @bp.doc(responses=problems(400, 401, 403, 404, 413, 422))
 def upload_image(program_id, kind, path, upload):
-    """Upload a logo, icon or strip once (PNG or JPEG); it is resized to Apple's @1x, @2x and @3x sizes."""
+    """Upload a logo, icon, strip or stamp once (PNG or JPEG); it is resized to Apple's @1x, @2x and @3x sizes. A
+    stamp card's `stamp` icon marks each collected stamp of its strip (transparent: cut out of the stamp; opaque:
+    filling it); its strip is always the stamps."""
     session = db_session()
     program = programs.get_program(session, current_caller().merchant_id, program_id)
     try:

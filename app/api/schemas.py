@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timezone
 from decimal import Decimal as D
@@ -20,12 +21,13 @@ from app.domain.ledger import MAX_POINTS
 from app.domain.lots import EXPIRY_POLICIES
 from app.domain.members import PHONE_PATTERN
 from app.domain.programs import SLUG_LENGTH, SLUG_PATTERN, SLUG_RULE
+from app.domain.referrals import TRIGGERS as REFERRAL_TRIGGERS
 from app.domain.stamps import MAX_STAMPS_PER_EARN
 from app.domain.webhook_targets import MAX_URL_LENGTH
 from app.pairing import DEFAULT_TTL_SECONDS as DEFAULT_PAIRING_TTL
 from app.pairing import MAX_TTL_SECONDS as MAX_PAIRING_TTL
-from app.service_accounts import PROJECT_ID_PATTERN
 from app.untrusted import MAX_ID
+from passes.google import PROJECT_ID_PATTERN
 from passes.images import UPLOAD_KINDS
 from passes.stamps import MAX_STAMPS
 from passes.storecard import BARCODE_FORMATS
@@ -210,6 +212,42 @@ class TierRulesIn(Schema):
         "description": "Days after the review date before a downgrade (default 30)"})
 
 
+class ReferralTierIn(Schema):
+    from_ = WholeNumber(required=True, data_key="from", validate=Range(min=2, max=100_000), metadata={
+        "description": "From the referrer's this-many-th completed referral on"})
+    referrer_points = WholeNumber(required=True, validate=Range(min=0, max=MAX_POINTS))
+
+
+class ReferralSettingsIn(Schema):
+    trigger = String(required=True, validate=OneOf(REFERRAL_TRIGGERS), metadata={
+        "description": "When both are rewarded: at sign-up, on the referee's first purchase, or on each purchase "
+                       "within `within_days` of joining"})
+    within_days = WholeNumber(validate=Range(min=1, max=3650), allow_none=True, metadata={
+        "description": "Purchases count only this many days after the referee joined (required for every_purchase)"})
+    referrer_points = WholeNumber(validate=Range(min=0, max=MAX_POINTS), metadata={"description": "default 0"})
+    referee_points = WholeNumber(validate=Range(min=0, max=MAX_POINTS), metadata={"description": "default 0"})
+    tiers = List(Nested(ReferralTierIn), validate=Length(max=10), metadata={
+        "description": "More for the referrer from their Nth completed referral (the highest tier reached)"})
+    max_referrals = WholeNumber(validate=Range(min=1, max=100_000), allow_none=True, metadata={
+        "description": "Completed referrals rewarded per referrer; null: no cap"})
+    max_per_referrer_per_day = WholeNumber(validate=Range(min=1, max=10_000), allow_none=True, metadata={
+        "description": "Referrals per referrer per day of the program's calendar (default 10; null: no cap)"})
+    max_per_ip_per_day = WholeNumber(validate=Range(min=1, max=10_000), allow_none=True, metadata={
+        "description": "Referral enrollments per address per day (default 5; null: no cap)"})
+
+    @validates_schema
+    def _consistent(self, data, **_):
+        if data.get("trigger") == "every_purchase" and not data.get("within_days"):
+            raise ValidationError("Required when the trigger is every_purchase.", "within_days")
+        if data.get("trigger") == "signup" and data.get("within_days"):
+            raise ValidationError("Only for purchase triggers.", "within_days")
+        if not (data.get("referrer_points") or data.get("referee_points") or data.get("tiers")):
+            raise ValidationError("Give referrer_points, referee_points or tiers.", "referrer_points")
+        starts = [tier["from_"] for tier in data.get("tiers") or ()]
+        if len(set(starts)) != len(starts):
+            raise ValidationError("Each tier needs its own `from`.", "tiers")
+
+
 class ProgramIn(Schema):
     name = String(required=True, validate=Length(1, 200))
     slug = String(validate=[Length(*SLUG_LENGTH), Regexp(SLUG_PATTERN, error=SLUG_RULE)], metadata={
@@ -243,6 +281,8 @@ class ProgramIn(Schema):
     promotions = List(Nested(PromotionIn), validate=Length(max=20))
     bonus_actions = Nested(BonusActionsIn)
     tier_rules = Nested(TierRulesIn)
+    referrals = Nested(ReferralSettingsIn, allow_none=True, metadata={
+        "description": "Referral rewards and fraud caps; null turns them off"})
 
 
 class ProgramPatch(ProgramIn):
@@ -342,6 +382,7 @@ class ProgramOut(Schema):
     promotions = List(Nested(PromotionOut))
     bonus_actions = Dict(keys=String(), values=Nested(BonusActionOut))
     tier_rules = Nested(TierRulesOut)
+    referrals = Dict(allow_none=True, metadata={"description": "The referral settings as given (null: off)"})
     images = List(String())
     created_at = DateTime()
 
@@ -376,6 +417,17 @@ class Phone(String):
         return "+" + "".join(char for char in text if char.isdigit())
 
 
+class IpAddress(String):
+    """An IPv4 or IPv6 address, kept in its compressed form."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return str(ipaddress.ip_address(text.strip()))
+        except ValueError:
+            raise ValidationError("Must be an IPv4 or IPv6 address.") from None
+
+
 class MemberIn(Schema):
     name = String(required=True, validate=Length(1, 200))
     email = Email(validate=Length(max=254), allow_none=True)
@@ -383,6 +435,9 @@ class MemberIn(Schema):
     external_id = String(validate=Length(1, 120), allow_none=True)
     locale = String(validate=OneOf(LOCALES))
     referral_code = String(validate=Length(1, 16), allow_none=True)
+    client_ip = IpAddress(allow_none=True, metadata={
+        "description": "The customer's address as your site saw it: counts towards the referral velocity cap per "
+                       "address (omit at a till, where every customer shares the shop's address)"})
 
 
 class GoalOut(Schema):
@@ -430,6 +485,11 @@ class MembershipSummary(Schema):
     ends_at = DateTime()
 
 
+class LeaderboardEntryOut(Schema):
+    opt_in = Boolean()
+    display_name = String(allow_none=True, metadata={"description": "The only name the leaderboard shows"})
+
+
 class MemberOut(Schema):
     id = Integer()
     program_id = Integer()
@@ -463,6 +523,8 @@ class MemberOut(Schema):
         "description": "A stable link that answers 302 to Google's Save to Google Wallet page; null without Google"})
     created_at = DateTime()
     wallets = Nested(WalletsOut)
+    badges = List(String(), metadata={"description": "Badges won by challenges, in the order won"})
+    leaderboard = Nested(LeaderboardEntryOut, metadata={"description": "Opt-in to the program's monthly leaderboard"})
 
 
 class HoldSummary(Schema):
@@ -491,7 +553,7 @@ class LookupOut(MemberOut):
 # Request bodies that take exactly one of some fields: schema name -> each group of fields.
 EXACTLY_ONE = {"EarnIn": [("amount", "points", "items", "stamps")], "RedeemIn": [("points", "reward_id", "voucher_id")],
                "HoldIn": [("barcode", "member_id"), ("points", "reward_id")],
-               "LookupIn": [("barcode", "phone", "email")]}
+               "LookupIn": [("barcode", "phone", "email")], "SurpriseIn": [("points", "reward_id")]}
 
 
 MAX_PURCHASE = 1_000_000_000  # the largest `amount` an earn takes, line items included

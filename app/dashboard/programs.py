@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.api.schemas import BrandingIn, RewardIn, RewardPatch, TierIn
 from app.dashboard import bp
+from app.dashboard.engagement import engagement_context
 from app.dashboard.forms import FormError, load, number, save
 from app.dashboard.rendering import locale, render
 from app.dashboard.sessions import owner_only, signed_in
@@ -19,7 +20,7 @@ from app.pages.catalogue import t
 from app.services import db_session
 from passes.images import ImageError, prepare_image
 
-IMAGE_KINDS = ("logo", "icon", "strip")
+IMAGE_KINDS = ("logo", "icon", "strip", "stamp")
 NEW_TIER_ROWS = 2  # empty rows under the tiers, to add one
 
 
@@ -42,8 +43,14 @@ def program(program_id: int):
     sample = session.scalar(select(Member).where(Member.program_id == found.id, Member.deleted_at.is_(None))
                             .order_by(Member.id))
     return render("dashboard/program.html", program=found, sample=sample, new_tier_rows=NEW_TIER_ROWS,
-                  has_logo="logo.png" in images, image_kinds=IMAGE_KINDS,
-                  rewards=[r for r in found.rewards if r.retired_at is None])
+                  has_logo="logo.png" in images, image_kinds=_image_kinds(found),
+                  rewards=[r for r in found.rewards if r.retired_at is None], **engagement_context(session, found))
+
+
+def _image_kinds(program: Program) -> tuple[str, ...]:
+    """A stamp card's strip is its stamps, so it takes a stamp icon instead of a strip; a points card the reverse."""
+    unused = "strip" if program.type == "stamps" else "stamp"
+    return tuple(kind for kind in IMAGE_KINDS if kind != unused)
 
 
 @bp.get("/programs/<int:program_id>/images/<name>")
@@ -77,7 +84,7 @@ def upload_image(program_id: int):
     kind, upload = request.form.get("kind"), request.files.get("file")
 
     def change():
-        if kind not in IMAGE_KINDS or upload is None or not upload.filename:
+        if kind not in _image_kinds(found) or upload is None or not upload.filename:
             raise InvalidInput("file", t("dash.image.choose", locale()))
         try:
             files = prepare_image(kind, upload.read())

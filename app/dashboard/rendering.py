@@ -10,7 +10,9 @@ from app.pages.catalogue import LANGUAGE_NAMES, finish_page, page_locale, t
 
 NAVIGATION = (("dashboard.overview", "dash.nav.overview"), ("dashboard.programs_list", "dash.nav.programs"),
               ("dashboard.members_list", "dash.nav.members"), ("dashboard.tills", "dash.nav.tills"),
-              ("dashboard.api_keys", "dash.nav.api_keys"), ("dashboard.webhooks_page", "dash.nav.webhooks"))
+              ("dashboard.api_keys", "dash.nav.api_keys"), ("dashboard.webhooks_page", "dash.nav.webhooks"),
+              ("dashboard.campaigns_page", "dash.nav.campaigns"),
+              ("dashboard.challenges_page", "dash.nav.challenges"))
 
 
 def render(template: str, status: int = 200, **context):

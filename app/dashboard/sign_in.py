@@ -83,9 +83,16 @@ def change_password():
     try:
         users.change_password(session, g.user, request.form.get("current_password", ""), new)
     except InvalidInput as error:
-        session.rollback()
-        key = "dash.password.wrong" if error.field == "current_password" else "dash.password.rules"
-        return render("dashboard/password.html", 422, error=key, min_length=users.MIN_PASSWORD_LENGTH)
+        if error.field != "current_password":
+            session.rollback()
+            return render("dashboard/password.html", 422, error="dash.password.rules",
+                          min_length=users.MIN_PASSWORD_LENGTH)
+        session.commit()  # the wrong password is counted; the last one allowed ends this session too
+        if sessions.current_user(g.session) is None:
+            g.session = sessions.new_session()
+            return respond(redirect(url_for("dashboard.sign_in"), 303), g.session)
+        return render("dashboard/password.html", 422, error="dash.password.wrong",
+                      min_length=users.MIN_PASSWORD_LENGTH)
     session.commit()
     g.session = sessions.new_session(g.user)  # the other sessions ended with the change; this one goes on
     return respond(redirect(url_for("dashboard.overview"), 303), g.session)

@@ -72,7 +72,8 @@ def recount_devices(session: Session, member_ids: list[int]) -> None:
     """`members.apple_devices` from the rows, in one UPDATE: a count that cannot drift, whoever changed them."""
     if member_ids:
         count = select(func.count()).where(DeviceRegistration.member_id == Member.id).scalar_subquery()
-        session.execute(update(Member).where(Member.id.in_(member_ids)).values(apple_devices=count)
+        session.execute(update(Member).where(Member.id.in_(member_ids))
+                        .values(apple_devices=count, apple_ever_installed=or_(Member.apple_ever_installed, count > 0))
                         .execution_options(synchronize_session="fetch"))
 
 

@@ -20,8 +20,11 @@ from app.models import OutboxEvent, utcnow
 EVENT_TYPES = (
     "member.enrolled", "member.deleted", "points.earned", "points.redeemed", "points.reversed", "points.expiring",
     "tier.changed", "reward.unlocked", "reward.redeemed", "hold.captured", "pass.installed", "pass.removed",
-    "campaign.message",  # a merchant's message to a member (data: per-locale `title` and `body`); no webhook
+    "campaign.message",  # a merchant's message to a member (data: per-locale `title` and `body`)
     "membership.renewal_due",
+    "referral.completed",  # a referral's first reward paid (data: the referral, trigger, points, qualifying purchase)
+    "campaign.delivered",  # a campaign finished sending (data: campaign_id, name and its results)
+    "challenge.completed",  # a member reached a challenge's goal (app/domain/challenges.py)
 )
 
 # (session, merchant_id, event type, member_id or None) -> does anybody on this channel want it?

@@ -14,17 +14,18 @@ from sqlalchemy.orm import Session
 from app.domain import events
 from app.encryption import UnsealError, derive_key, seal, unseal
 from app.models import FcmCredentials, FcmDevice, Member, utcnow
-from app.service_accounts import ServiceAccount, service_account_from_info
+from passes.google import ServiceAccount
 
 FCM = "fcm"  # the outbox kind
-NOTIFIED_TYPES = frozenset({"tier.changed", "reward.unlocked", "points.expiring", "campaign.message"})
+NOTIFIED_TYPES = frozenset({"tier.changed", "reward.unlocked", "points.expiring", "campaign.message",
+                            "challenge.completed"})
 PLATFORMS = ("android", "ios", "web")
 MAX_DEVICES_PER_MEMBER = 20  # a new token beyond it replaces the member's oldest
 _KEY_PURPOSE = "fcm-credentials"
 
 
 def _member_has_tokens(session: Session, merchant_id: int, type: str, member_id: int | None) -> bool:
-    """Cheap: a set look-up, then one indexed query only for the four notified types."""
+    """Cheap: a set look-up, then one indexed query only for the notified types."""
     if type not in NOTIFIED_TYPES or member_id is None:
         return False
     return session.scalar(select(FcmDevice.id).where(FcmDevice.member_id == member_id).limit(1)) is not None
@@ -108,7 +109,7 @@ def delete_credentials(session: Session, merchant_id: int) -> None:
 def open_credentials(row: FcmCredentials, secret: str) -> ServiceAccount:
     """The merchant's key, unsealed. UnsealError when the key setting changed since the upload."""
     plain = unseal(derive_key(secret, _KEY_PURPOSE), row.sealed_key, _owner(row.merchant_id))
-    return service_account_from_info(json.loads(plain))
+    return ServiceAccount.from_info(json.loads(plain))
 
 
 def unreadable_credentials(session: Session, secret: str) -> list[int]:

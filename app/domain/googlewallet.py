@@ -20,7 +20,7 @@ from app.models import GoogleCallbackNonce, GoogleClass, GoogleObject, Member, O
 GOOGLE_OBJECT = "google_object"  # insert or patch a member's object to the card's current state
 GOOGLE_CLASS = "google_class"  # insert or update a program's class to its current design
 GOOGLE_MESSAGE = "google_message"  # a message on a member's object (notifying, while Google's cap allows)
-NOTIFYING_EVENTS = ("tier.changed", "reward.unlocked", "points.expiring")
+NOTIFYING_EVENTS = ("tier.changed", "reward.unlocked", "points.expiring", "campaign.message", "challenge.completed")
 
 
 def class_suffix(program: Program) -> str:
@@ -51,6 +51,7 @@ def start_object(session: Session, member: Member, issuer_id: str) -> GoogleObje
         session.add(OutboxEvent(kind=GOOGLE_CLASS, program_id=program.id, payload={}))
     if _insert_once(session, GoogleObject, member_id=member.id, object_id=f"{issuer_id}.{member.serial_number}",
                     notified_at=[], message_ids=[], created_at=utcnow()):
+        member.google_object = True  # an UPDATE under the member's row lock: passupdates.locked_members
         object_changed(session, member)
     session.flush()
     return session.get(GoogleObject, member.id)
@@ -84,6 +85,7 @@ def record_saved(session: Session, member: Member, saved: bool) -> bool:
     if member.google_saved == saved:
         return False
     member.google_saved = saved
+    member.google_ever_saved = member.google_ever_saved or saved
     events.emit(session, **member_event("pass.installed" if saved else "pass.removed", member, wallet="google"))
     return True
 

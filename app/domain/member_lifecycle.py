@@ -61,7 +61,7 @@ def search_members(session: Session, program: Program, *, query: str | None = No
     members join). `query` matches part of the name, email, phone or external id, ignoring case; `tier` is a
     tier's name. Deleted members are never listed."""
     statement = (select(Member).where(Member.program_id == program.id, Member.deleted_at.is_(None))
-                 .options(joinedload(Member.program).joinedload(Program.tiers)))
+                 .options(joinedload(Member.program_row).joinedload(Program.tiers)))
     if query:
         pattern = query.strip().lower()
         statement = statement.where(or_(*(func.lower(column).contains(pattern, autoescape=True) for column in
@@ -80,6 +80,7 @@ def delete_member(session: Session, member: Member) -> Member:
     and get/earn/redeem skip a deleted member."""
     member = lock_member(session, member)
     member.name, member.email, member.phone, member.external_id = DELETED_NAME, None, None, None
+    member.leaderboard_opt_in, member.leaderboard_name = False, None  # a chosen nickname is personal data too
     member.barcode_token = secrets.token_urlsafe(18)  # the printed or saved code finds nobody any more
     member.deleted_at = utcnow()
     card_changed(session, member)  # the voided pass, pushed to every registered device

@@ -12,15 +12,17 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.domain.errors import Conflict, InvalidInput, NotFound
 from app.domain.event_data import member_event
 from app.domain.events import emit
-from app.domain.ledger import HELD
+from app.domain.ledger import HELD, lock_member
 from app.domain.passupdates import card_changed
+from app.domain.program_config import select_member, use_config
+from app.domain.referrals import record_referral
 from app.domain.rewards import next_reward
 from app.domain.tiers import next_tier, start_tier
 from app.models import Hold, Member, Program, utcnow
 from passes import Goal
 from passes.strings import FALLBACK_LOCALE, LOCALES
 
-_WITH_TIERS = joinedload(Member.program).joinedload(Program.tiers)  # a handful of rows, one statement fewer
+_WITH_TIERS = joinedload(Member.program_row).joinedload(Program.tiers)  # a handful of rows, one statement fewer
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 # An international number as people write it: "+", the country code, then 8 to 15 digits in all (E.164), with
 # at most two of space . ( ) - between digits. Stored as "+" and the digits.
@@ -28,7 +30,8 @@ PHONE_PATTERN = r"^\+ ?[1-9](?:[ .()-]{0,2}[0-9]){7,14}$"
 MAX_OTHER_MATCHES = 10
 
 
-def enroll_member(session: Session, program: Program, data: dict) -> Member:
+def enroll_member(session: Session, program: Program, data: dict, ip: str | None = None) -> Member:
+    """`ip`: the address the customer enrolled from, for the referral velocity cap (None when unknown)."""
     default_locale = program.locales[0] if program.locales else FALLBACK_LOCALE
     locale = (data.get("locale") or default_locale).split("-")[0].lower()
     if locale not in LOCALES:
@@ -37,6 +40,8 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
             Member.program_id == program.id, Member.external_id == data["external_id"])):
         raise _taken(data["external_id"])
     referrer = _referrer(session, program, data.get("referral_code"))
+    if referrer is not None:  # before the insert: its foreign key share-locks the referrer, and two enrolments
+        referrer = lock_member(session, referrer)  # upgrading those locks would deadlock each other
     member = Member(
         program=program, program_id=program.id, merchant_id=program.merchant_id,
         name=data["name"], email=normal_email(data.get("email")), phone=data.get("phone"),
@@ -57,6 +62,8 @@ def enroll_member(session: Session, program: Program, data: dict) -> Member:
         raise _taken(member.external_id) from None
     card_changed(session, member, notify=False)
     emit(session, **member_event("member.enrolled", member, name=member.name, email=member.email, locale=member.locale))
+    if referrer is not None:
+        record_referral(session, member, referrer, ip, utcnow())
     return member
 
 
@@ -101,19 +108,23 @@ def next_goals(member: Member) -> tuple[Goal | None, Goal | None]:
 
 
 def get_member(session: Session, merchant_id: int, member_id: int) -> Member:
-    """With the program and its tiers in the same statement: what the member's answer shows reads them."""
-    member = session.get(Member, member_id, options=[_WITH_TIERS])
+    """One statement: the member, with their program's configuration from the process's cache."""
+    member = _member_with_config(session, Member.id == member_id)
     if member is None or member.merchant_id != merchant_id or member.deleted_at is not None:
         raise NotFound(f"No member {member_id}.")
     return without_expired_holds(session, member)
 
 
 def find_by_barcode(session: Session, merchant_id: int, barcode: str) -> Member:
-    member = session.scalars(select(Member).where(Member.barcode_token == barcode.strip())
-                             .options(_WITH_TIERS)).unique().first()
+    member = _member_with_config(session, Member.barcode_token == barcode.strip())
     if member is None or member.merchant_id != merchant_id:
         raise NotFound("No member carries this code.")
     return without_expired_holds(session, member)
+
+
+def _member_with_config(session: Session, *where) -> Member | None:
+    row = session.execute(select_member().where(*where)).first()
+    return use_config(session, row[0], row[1]) if row else None
 
 
 def without_expired_holds(session: Session, member: Member) -> Member:

@@ -30,6 +30,11 @@ TEXTS = {
         "ja": ("ポイントの有効期限が近づいています", "{points}は{when}失効します。お早めにご利用ください。"),
         "ko": ("포인트 소멸 예정", "{points}가 {when} 소멸돼요. 그 전에 사용하세요."),
     },
+    "challenge.completed": {
+        "en": ("Challenge completed!", "You completed “{challenge}”. Your reward is on your card."),
+        "ja": ("チャレンジ達成！", "「{challenge}」を達成しました。特典はカードでご確認ください。"),
+        "ko": ("챌린지 달성!", "‘{challenge}’ 챌린지를 달성했어요. 보상은 카드에서 확인하세요."),
+    },
 }
 
 
@@ -54,6 +59,7 @@ def notice_for(event_type: str, data: dict, locale: str) -> Notice | None:
 
 def _fields(data: dict, locale: str) -> dict:
     return {"tier": _name(data.get("tier")), "reward": _name(data.get("reward")),
+            "challenge": _name(data.get("challenge")),
             "points": _points(data.get("points"), locale), "when": _when(data.get("expires_at"), locale)}
 
 

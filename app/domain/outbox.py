@@ -9,15 +9,15 @@ from app.models import OutboxEvent, utcnow
 
 
 def due_event_ids(session: Session, limit: int = 500, kind: str | None = None,
-                  exclude_kind: str | None = None) -> list[int]:
-    """Pending events (of one kind, or of all but one, if given) whose time has come: new ones the relay missed,
-    retries, expired leases."""
+                  exclude_kind: str | tuple[str, ...] | None = None) -> list[int]:
+    """Pending events (of one kind, or of all but one or some, if given) whose time has come: new ones the relay
+    missed, retries, expired leases."""
     query = select(OutboxEvent.id).where(OutboxEvent.delivered_at.is_(None), OutboxEvent.dead_at.is_(None),
                                          OutboxEvent.available_at <= utcnow())
     if kind is not None:
         query = query.where(OutboxEvent.kind == kind)
     if exclude_kind is not None:
-        query = query.where(OutboxEvent.kind != exclude_kind)
+        query = query.where(OutboxEvent.kind.not_in((exclude_kind,) if isinstance(exclude_kind, str) else exclude_kind))
     return list(session.scalars(query.order_by(OutboxEvent.id).limit(limit)))
 
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, func, literal_column, select, update
+from sqlalchemy import BigInteger, bindparam, func, literal_column, select, update
 from sqlalchemy.orm import Session
 
+from app.db import transaction_scoped
 from app.domain.googlewallet import class_changed, object_changed
 from app.models import Counter, DeviceRegistration, GoogleObject, InstanceState, Member, OutboxEvent, Program, utcnow
 
@@ -34,16 +35,20 @@ CARD_SETTINGS = "card_settings"
 _TAGS_TAKEN = "passupdates_tags_taken"  # session.info: (the transaction, {(table, row id): UpdateTag})
 
 
-def card_changed(session: Session, member: Member, notify: bool = True) -> None:
+def card_changed(session: Session, member: Member, notify: bool = True,
+                 holders: tuple[bool, bool] | None = None) -> None:
     """New version, new update tag, and (unless the card is brand new) an Apple push in the outbox when it has a
-    device, a Google Wallet update when it has a Google object: no work for nobody."""
+    device, a Google Wallet update when it has a Google object: no work for nobody. `holders` is what
+    `card_holders` answers, from a caller that read it for many locked members at once (a campaign batch)."""
     member.pass_update_tag, member.pass_update_seen = next_update_tag(session, Member, member.id)
     member.pass_previous_updated_at = member.pass_updated_at if member.pass_version else None
     member.pass_updated_at = _later_than(member.pass_updated_at)
     member.pass_version = (member.pass_version or 0) + 1
     if not notify:
         return
-    has_devices, has_google_object = _card_holders(session, member.id)
+    if holders is None and member.id in locked_members(session):
+        holders = member.apple_devices > 0, member.google_object  # read under the lock (locked_members)
+    has_devices, has_google_object = holders if holders is not None else _card_holders(session, member.id)
     if has_devices:  # no device, nobody to push (_card_holders: why)
         session.add(OutboxEvent(kind=APPLE_PUSH, member_id=member.id, program_id=member.program_id,
                                 payload={"pass_version": member.pass_version}))
@@ -64,10 +69,25 @@ def _card_holders(session: Session, member_id: int) -> tuple[bool, bool]:
     was in flight or not yet begun when that tag was answered) lists the card, so the device fetches the new
     version without a push. A Google object made meanwhile is inserted with the card's state as of its insertion,
     which reads the committed change."""
-    row = session.execute(select(
-        select(DeviceRegistration.id).where(DeviceRegistration.member_id == member_id).exists(),
-        select(GoogleObject.member_id).where(GoogleObject.member_id == member_id).exists())).one()
+    # Core, no ORM to load; and no autoflush: a registration or Google object this session added must have
+    # been flushed already (register_device and start_object flush theirs).
+    row = session.connection().execute(_CARD_HOLDERS, {"member_id": member_id}).one()
     return bool(row[0]), bool(row[1])
+
+
+# Built once (with its cache key): building it per earn cost more CPU than running it
+_CARD_HOLDERS = select(
+    select(DeviceRegistration.id).where(DeviceRegistration.member_id == bindparam("member_id")).exists(),
+    select(GoogleObject.member_id).where(GoogleObject.member_id == bindparam("member_id")).exists())
+
+
+def card_holders(session: Session, member_ids: list[int]) -> tuple[set[int], set[int]]:
+    """`_card_holders` for many members (already locked by the caller) in two statements: (ids with a device,
+    ids with a Google object)."""
+    devices = session.scalars(select(DeviceRegistration.member_id).distinct()
+                              .where(DeviceRegistration.member_id.in_(member_ids)))
+    google = session.scalars(select(GoogleObject.member_id).where(GoogleObject.member_id.in_(member_ids)))
+    return set(devices), set(google)
 
 
 def design_changed(session: Session, program: Program) -> None:
@@ -139,12 +159,25 @@ def keep_update_tag(session: Session, table: type[Member] | type[Program], row_i
     _tags_taken(session)[(table, row_id)] = tag
 
 
+def locked_members(session: Session) -> set[int]:
+    """Ids of the members whose rows this transaction read with the statement that locked them
+    (`ledger._lock`). Until it ends, such a row's `apple_devices` and `google_object` answer `_card_holders`
+    without a statement. Both are written under the same row lock: registering or removing a device updates
+    `apple_devices` (`devices.recount_devices`), making a Google object sets `google_object`
+    (`googlewallet.start_object`). A registration committed before the lock is in the row; one in flight makes the
+    lock wait, and READ COMMITTED then returns the row as it committed (an EXISTS in the same statement would not
+    do: it reads the snapshot taken before the wait); one that starts later waits for this change to commit, the
+    case `_card_holders` explains. Changes this transaction makes to the two columns are in the object (the
+    recount refreshes it)."""
+    return transaction_scoped(session, _LOCKED_MEMBERS, set)
+
+
+_LOCKED_MEMBERS = "locked_members"  # session.info
+
+
 def _tags_taken(session: Session) -> dict:
-    transaction = session.get_transaction()
-    mark = session.info.get(_TAGS_TAKEN)
-    if mark is None or mark[0] is not transaction:
-        mark = session.info[_TAGS_TAKEN] = (transaction, {})
-    return mark[1]
+    """Update tags this transaction took under row locks, by (table, id)."""
+    return transaction_scoped(session, _TAGS_TAKEN, dict)
 
 
 def catch_up_update_tags(session: Session) -> None:

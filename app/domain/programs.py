@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from app.domain.earnrules import promotion_label
 from app.domain.errors import Conflict, InvalidInput, NotFound
 from app.domain.passupdates import design_changed
-from app.domain.tiers import replace_tiers
+from app.domain.referrals import referral_settings
+from app.domain.tiers import replace_tiers, rules_changed
 from app.models import Program, ProgramImage, Reward, utcnow
 
 BRANDING_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
@@ -48,6 +49,8 @@ def update_program(session: Session, program: Program, data: dict) -> Program:
         _flush_checking_slug(session, program.slug)
     if "tiers" in data:
         replace_tiers(session, program, data["tiers"])
+    if data.get("tier_rules"):
+        rules_changed(session, program)
     design_changed(session, program)
     session.flush()
     return program
@@ -174,6 +177,8 @@ def _apply_engine_rules(program: Program, data: dict) -> None:
         program.bonus_actions = {kind: {"points": action["points"], "cap": action.get("cap"),
                                         "per": action.get("per", "ever")}
                                  for kind, action in data["bonus_actions"].items() if action}
+    if "referrals" in data:
+        program.referral_settings = referral_settings(data["referrals"])
     for name in ENGINE_NULLABLE:
         if name in data:
             setattr(program, name, data[name])

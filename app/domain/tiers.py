@@ -24,6 +24,7 @@ from app.domain.calendar import add_months, program_zone
 from app.domain.errors import InvalidInput
 from app.domain.event_data import member_event
 from app.domain.events import emit
+from app.domain.passupdates import card_changed
 from app.models import LedgerEntry, Member, Program, Tier, utcnow
 
 QUALIFYING_KINDS = ("earn", "bonus", "promotion", "referral")  # credits that count towards a tier
@@ -81,7 +82,15 @@ def start_tier(member: Member, now: datetime) -> None:
     member.tier_review_at = add_months(program_zone(member.program), now, member.program.tier_window_months) \
         if tier else None
     member.tier_since = now if tier else None
-    member.tier_id, member.tier = (tier.id if tier else None), tier
+    _show(member, tier)
+
+
+def _show(member: Member, tier: Tier | None) -> None:
+    """The tier shown is stored as its id. A member locked for a change reads `tier` from the program's cached
+    configuration (values, not rows); otherwise the relationship is kept in step with the id."""
+    member.tier_id = tier.id if tier else None
+    if member.program_config is None:
+        member.tier_row = tier
 
 
 def after_credit(session: Session, member: Member, value: Decimal | int, now: datetime) -> bool:
@@ -119,9 +128,10 @@ def after_reversal(session: Session, member: Member, now: datetime) -> bool:
     return show_tier(session, member, now)
 
 
-def show_tier(session: Session, member: Member, now: datetime) -> bool:
+def show_tier(session: Session, member: Member, now: datetime, shown_before: Tier | None | bool = False) -> bool:
     """Set the tier shown: the override while it lasts, else the higher of the earned tier and a paid
-    membership's. Emits `tier.changed` and returns True when it changed."""
+    membership's. Emits `tier.changed` and returns True when it changed. `shown_before` is the tier the member
+    saw when a rule edit removed it (`member.tier` no longer says); False: `member.tier` is what they saw."""
     program = member.program
     override_lasts = member.tier_override_id and (member.tier_override_until is None
                                                   or member.tier_override_until > now)
@@ -132,10 +142,11 @@ def show_tier(session: Session, member: Member, now: datetime) -> bool:
             if member.membership_ends_at is not None and member.membership_ends_at > now else None
         shown = max(filter(None, (tier_by_id(program, member.earned_tier_id), paid)), key=lambda t: t.threshold,
                     default=None)
-    if (shown.id if shown else None) == member.tier_id:
+    # A removed tier is gone, so whatever is shown now differs from it (SQLite may even reuse its id).
+    if shown_before is False and (shown.id if shown else None) == member.tier_id:
         return False
-    previous = member.tier
-    member.tier_id, member.tier = (shown.id if shown else None), shown
+    previous = member.tier if shown_before is False else shown_before
+    _show(member, shown)
     if member.id is not None:  # enrolment sets the first tier: no change to tell
         upgrade = shown is not None and (previous is None or shown.threshold > previous.threshold)
         emit(session, **member_event("tier.changed", member, previous_tier=previous.name if previous else None,
@@ -205,6 +216,7 @@ def replace_tiers(session: Session, program: Program, items: list[dict]) -> None
     _check_items(items, current)
     kept = [current[item["id"]] for item in items if "id" in item]
     removed = [tier.id for tier in program.tiers if tier not in kept]
+    shown_removed = _shown_removed_tiers(session, program, removed)
     if removed:  # before the rows go: members.tier_id points at them
         session.execute(_off_removed_tiers(removed))
     renamed = {item["id"] for item in items if "id" in item and current[item["id"]].name != item["name"]}
@@ -222,7 +234,19 @@ def replace_tiers(session: Session, program: Program, items: list[dict]) -> None
             program.tiers.append(tier)
     session.flush()
     session.expire(program, ["tiers"])  # read back in threshold order
-    upgrade_members(session, program)
+    upgrade_members(session, program, shown_removed)
+
+
+def _shown_removed_tiers(session: Session, program: Program, removed: list[int]) -> dict[int, Tier]:
+    """Member id -> the soon removed tier they are shown (a detached copy: its name and threshold outlive the
+    row), so the change they see can be told."""
+    if not removed:
+        return {}
+    rows = session.execute(select(Member.id, Tier.id, Tier.name, Tier.threshold).join(Tier, Tier.id == Member.tier_id)
+                           .where(Member.program_id == program.id, Member.tier_id.in_(removed),
+                                  Member.deleted_at.is_(None)))
+    return {member_id: Tier(id=tier_id, name=name, threshold=threshold)
+            for member_id, tier_id, name, threshold in rows}
 
 
 def _off_removed_tiers(removed: list[int]):
@@ -239,24 +263,49 @@ def _off_removed_tiers(removed: list[int]):
             .execution_options(synchronize_session=False))
 
 
-def upgrade_members(session: Session, program: Program) -> None:
+def upgrade_members(session: Session, program: Program, shown_removed: dict[int, Tier] | None = None) -> None:
     """After a rule change, everyone whose window reaches a tier above the one they earned (or who earned none)
-    moves up now; nobody moves down. One UPDATE per tier, highest first, so a big program is not loaded member
-    by member; the tier shown follows unless an override lasts. Members loaded in this session are not
-    refreshed."""
+    moves up now; nobody moves down. One query per tier, highest first, finds them; each is then locked and
+    moved like an earn's upgrade: the tier shown follows unless an override or a higher paid membership lasts,
+    `tier.changed` is emitted and the card updates (Apple and the Google object, which shows the tier).
+    Members who were shown a removed tier (`shown_removed`) are told what they see now as well."""
     now = utcnow()
     since = window_start(program, now)
     review_at = add_months(program_zone(program), now, program.tier_window_months)
+    shown_removed = dict(shown_removed or {})
     for tier in sorted(program.tiers, key=lambda t: t.threshold, reverse=True):
         lower = select(Tier.id).where(Tier.program_id == program.id, Tier.threshold < tier.threshold)
         below = or_(Member.earned_tier_id.is_(None), Member.earned_tier_id.in_(lower))
         reaches = _window_sum(program, Member.id, since, now) >= tier.threshold
-        session.execute(update(Member)
-                        .where(Member.program_id == program.id, below, Member.qualifying_total >= tier.threshold,
-                               reaches)
-                        .values(earned_tier_id=tier.id, tier_review_at=review_at, tier_since=now,
-                                tier_id=case((Member.tier_override_id.is_(None), tier.id), else_=Member.tier_id))
-                        .execution_options(synchronize_session=False))
+        for member_id in session.scalars(select(Member.id).where(
+                Member.program_id == program.id, Member.deleted_at.is_(None), below,
+                Member.qualifying_total >= tier.threshold, reaches).order_by(Member.id)).all():
+            member = _locked(session, member_id)
+            member.earned_tier_id, member.tier_review_at, member.tier_since = tier.id, review_at, now
+            _tell_tier(session, member, now, shown_removed.pop(member_id, False))
+        session.flush()  # the next (lower) tier's query sees these members above it
+    for member_id, was in sorted(shown_removed.items()):
+        _tell_tier(session, _locked(session, member_id), now, was)
+
+
+def rules_changed(session: Session, program: Program) -> None:
+    """A new window or basis: every member's cached total is recomputed by it (one UPDATE; the total is what
+    earns compare against to skip the exact query), then whoever now reaches a higher tier moves up. A shorter
+    window or a stricter basis downgrades nobody here: the review date decides, as always."""
+    now = utcnow()
+    session.execute(update(Member).where(Member.program_id == program.id)
+                    .values(qualifying_total=_window_sum(program, Member.id, window_start(program, now), now))
+                    .execution_options(synchronize_session=False))
+    upgrade_members(session, program)
+
+
+def _locked(session: Session, member_id: int) -> Member:
+    return session.get(Member, member_id, with_for_update={"of": Member}, populate_existing=True)
+
+
+def _tell_tier(session: Session, member: Member, now: datetime, shown_before: Tier | None | bool) -> None:
+    if show_tier(session, member, now, shown_before):
+        card_changed(session, member)
 
 
 def _check_items(items: list[dict], current: dict[int, Tier]) -> None:

@@ -72,10 +72,7 @@ def authenticate(session: Session, email: str, password: str, now: datetime | No
     if user.locked_until is not None and user.locked_until > now:
         raise AccountLocked(user.locked_until)
     if not _matches(user.password_hash, password):
-        user.failed_sign_ins += 1
-        if user.failed_sign_ins >= MAX_FAILED_SIGN_INS:
-            user.failed_sign_ins, user.locked_until = 0, now + LOCK_DURATION
-        session.flush()
+        _count_wrong_password(session, user, now)
         return None
     user.failed_sign_ins, user.locked_until = 0, None
     if _hasher.check_needs_rehash(user.password_hash):
@@ -87,6 +84,7 @@ def authenticate(session: Session, email: str, password: str, now: datetime | No
 def change_password(session: Session, user: User, current: str, new: str) -> None:
     """Sets a new password and signs out every other session (the caller starts a fresh one)."""
     if not _matches(user.password_hash, current):
+        _count_wrong_password(session, user, utcnow())
         raise InvalidInput("current_password", "The current password is wrong.")
     if len(new) < MIN_PASSWORD_LENGTH:
         raise InvalidInput("new_password", f"Use at least {MIN_PASSWORD_LENGTH} characters.")
@@ -95,6 +93,16 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
     user.password_hash = _hasher.hash(new)
     user.must_change_password = False
     sign_out_everywhere(session, user)
+
+
+def _count_wrong_password(session: Session, user: User, now: datetime) -> None:
+    """At sign-in and when changing the password alike, so a stolen session cannot guess the password either:
+    the MAX_FAILED_SIGN_INS-th wrong one locks the account and ends every session."""
+    user.failed_sign_ins += 1
+    if user.failed_sign_ins >= MAX_FAILED_SIGN_INS:
+        user.failed_sign_ins, user.locked_until = 0, now + LOCK_DURATION
+        user.session_generation += 1
+    session.flush()
 
 
 def sign_out_everywhere(session: Session, user: User) -> None:

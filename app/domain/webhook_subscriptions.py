@@ -3,10 +3,11 @@ from a per-process map and costs no SQL statement (tests/app/test_statements.py 
 
 The map is per database. A poller thread re-reads it within POLL_SECONDS of a change made by any process: it
 compares the version (the count and the highest id of `webhook_endpoints`; ids never repeat, so any creation or
-deletion changes it) and reloads only when it moved. The process that creates or deletes a webhook marks its map
-stale, so its own next emit re-reads at once. So a webhook hears events from at most about a second after its
-creation. Should the poller stop (idle for IDLE_SECONDS, or the database away), a map older than STALE_SECONDS
-is re-read in the caller's own session before it answers."""
+deletion changes it) and reloads only when it moved. The process that creates or deletes a webhook re-reads in
+its own next emits until a read shows the new version (a poller's read that began before the change committed
+does not count), so its own next request is heard at once; other processes hear it within about a second.
+Should the poller stop (idle for IDLE_SECONDS, or the database away), a map older than STALE_SECONDS is re-read
+in the caller's own session before it answers."""
 
 from __future__ import annotations
 
@@ -36,20 +37,32 @@ class Subscriptions:
         self.version: tuple | None = None
         self.checked_at = float("-inf")  # time.monotonic() of the last read
         self.used_at = 0.0
+        self.awaiting: tuple[tuple | None, float] | None = None  # (version before our change, when) until it shows
         self._lock = threading.Lock()
         self._poller: threading.Thread | None = None
         self._poller_pid: int | None = None
 
     def wants(self, session: Session, merchant_id: int, type: str) -> bool:
-        self.used_at = time.monotonic()
-        if self.used_at - self.checked_at > STALE_SECONDS:  # first use, a change here, or no poller
+        self.used_at = now = time.monotonic()
+        if now - self.checked_at > STALE_SECONDS or self._awaiting_change(now):  # first use, no poller, or ours
             self.refresh(session.connection())
         self._start_poller()
         return type in self.types.get(merchant_id, ())
 
     def changed(self) -> None:
-        """A webhook was created or deleted in this process: read again before the next answer."""
-        self.checked_at = float("-inf")
+        """A webhook was created or deleted in this process: read again before each answer until a read shows
+        the new version (for at most STALE_SECONDS, should the change have rolled back)."""
+        self.awaiting = (self.version, time.monotonic())
+
+    def _awaiting_change(self, now: float) -> bool:
+        awaiting = self.awaiting
+        if awaiting is None:
+            return False
+        version_before, since = awaiting
+        if self.version != version_before or now - since > STALE_SECONDS:
+            self.awaiting = None
+            return False
+        return True
 
     def refresh(self, connection: Connection | Session) -> None:
         version = tuple(connection.execute(select(func.count(), func.max(WebhookEndpoint.id))).one())

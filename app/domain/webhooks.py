@@ -4,16 +4,18 @@ event and webhook, every attempt recorded, retries with exponential backoff for 
 happens next. Like the rest of the domain it never commits.
 
 Two outbox kinds: WEBHOOK_EVENT is what `events.emit` writes (one row per event, whatever the number of the
-merchant's webhooks); its handler fans it out into deliveries, each attempted through a WEBHOOK_DELIVERY row. A
-failed attempt writes the next row, due at its retry time, so the outbox's own retry limits never apply."""
+merchant's webhooks); the worker fans it out into deliveries, each attempted through a WEBHOOK_DELIVERY row. A
+failed attempt moves its row to the retry time decided here, so the outbox's own retry limits never apply. The
+worker does both in batches (workers/webhooks.py), so the functions here take many at a time."""
 
 from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.domain.errors import Conflict, InvalidInput, NotFound
@@ -21,7 +23,7 @@ from app.domain.events import EVENT_TYPES, add_channel
 from app.domain.webhook_subscriptions import subscriptions
 from app.domain.webhook_targets import check_url
 from app.encryption import SecretBox
-from app.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 
 WEBHOOK_EVENT = "webhook"
 WEBHOOK_DELIVERY = "webhook_delivery"
@@ -95,49 +97,94 @@ def attempts_page(session: Session, webhook: WebhookEndpoint, before: int | None
     return session.execute(query.order_by(WebhookAttempt.id.desc()).limit(limit)).all()
 
 
-def fan_out(session: Session, merchant_id: int, event: dict) -> list[WebhookDelivery]:
-    """One delivery (and its first attempt's outbox row) for each of the merchant's webhooks that wants the
-    event; none twice, so a fan-out run again after a crash adds only what is missing."""
-    wanting = [hook for hook in list_webhooks(session, merchant_id) if event["type"] in hook.events]
-    done = set(session.scalars(select(WebhookDelivery.webhook_id).where(WebhookDelivery.event_id == event["id"])))
-    body = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-    deliveries = [WebhookDelivery(webhook_id=hook.id, event_id=event["id"], event_type=event["type"], body=body)
-                  for hook in wanting if hook.id not in done]
-    session.add_all(deliveries)
-    session.flush()
-    session.add_all([_attempt_row(delivery) for delivery in deliveries])
-    return deliveries
+def fan_out(session: Session, events: list[tuple[int, dict]]) -> list[int]:
+    """For each (merchant id, event): one delivery (and its attempt's outbox row, due now) for each of the
+    merchant's webhooks that wants the event; none twice, so a fan-out run again after a crash adds only what is
+    missing. A batch of events costs the same few statements as one (each INSERT is one executemany). The new
+    deliveries' ids."""
+    merchants = {merchant_id for merchant_id, _ in events}
+    hooks: dict[int, list[WebhookEndpoint]] = {}
+    for hook in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.merchant_id.in_(merchants))
+                                .order_by(WebhookEndpoint.id)):
+        hooks.setdefault(hook.merchant_id, []).append(hook)
+    done = set(session.execute(select(WebhookDelivery.webhook_id, WebhookDelivery.event_id)
+                               .where(WebhookDelivery.event_id.in_({event["id"] for _, event in events}))).all())
+    rows, now = [], utcnow()
+    for merchant_id, event in events:
+        body = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        rows += [{"webhook_id": hook.id, "event_id": event["id"], "event_type": event["type"], "body": body,
+                  "status": "pending", "window_started_at": now, "created_at": now}
+                 for hook in hooks.get(merchant_id, ())
+                 if event["type"] in hook.events and (hook.id, event["id"]) not in done]
+    if not rows:
+        return []
+    session.execute(insert(WebhookDelivery), rows)  # an executemany: no RETURNING, which SQLite does row by row
+    ids = [delivery_id for delivery_id, hook_id, event_id in session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.webhook_id, WebhookDelivery.event_id)
+        .where(WebhookDelivery.event_id.in_({row["event_id"] for row in rows})).order_by(WebhookDelivery.id))
+        if (hook_id, event_id) not in done]
+    session.execute(insert(OutboxEvent), [{"kind": WEBHOOK_DELIVERY, "payload": {"delivery_id": delivery_id},
+                                           "created_at": now, "available_at": now, "attempts": 0}
+                                          for delivery_id in ids])
+    return ids
 
 
-def delivery_to_attempt(session: Session, delivery_id: int) -> tuple[WebhookDelivery, WebhookEndpoint] | None:
-    """The pending delivery and its webhook; None when it was delivered, died, or its webhook was deleted."""
-    row = session.execute(select(WebhookDelivery, WebhookEndpoint)
-                          .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.webhook_id)
-                          .where(WebhookDelivery.id == delivery_id)).first()
-    if row is None or row[0].status != "pending":
-        return None
-    return row[0], row[1]
+def deliveries_to_attempt(session: Session, delivery_ids: list[int]) -> dict[int, tuple[WebhookDelivery,
+                                                                                      WebhookEndpoint]]:
+    """The pending ones of these deliveries, with their webhooks (one statement); one delivered, dead, or whose
+    webhook was deleted is left out."""
+    rows = session.execute(select(WebhookDelivery, WebhookEndpoint)
+                           .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.webhook_id)
+                           .where(WebhookDelivery.id.in_(delivery_ids), WebhookDelivery.status == "pending")).all()
+    return {delivery.id: (delivery, webhook) for delivery, webhook in rows}
 
 
-def record_attempt(session: Session, delivery: WebhookDelivery, *, status_code: int | None, error: str | None,
-                   duration_ms: int, now: datetime, give_up: bool = False) -> WebhookAttempt:
-    """A 2xx delivers; anything else (or no answer) schedules the next attempt, until the window closes or
-    `give_up` (retrying cannot help): then the delivery is dead."""
-    delivered = status_code is not None and 200 <= status_code < 300
-    retry_at = None
-    if not delivered and not give_up:
+@dataclass(frozen=True)
+class AttemptResult:
+    """One POST of a delivery: the receiver's status code (None: no answer), or why it failed. `give_up`:
+    retrying cannot help (the signing secret cannot be read)."""
+
+    delivery: WebhookDelivery
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    give_up: bool = False
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def record_attempts(session: Session, results: list[AttemptResult], now: datetime) -> dict[int, datetime | None]:
+    """A batch of attempts: a 2xx delivers; anything else (or no answer) schedules the next attempt, until the
+    window closes or `give_up`: then the delivery is dead. The delivered ones are one UPDATE and every attempt
+    one INSERT; failures (rare) cost a count each. Delivery id -> its next attempt's time (None: no more)."""
+    retry_at: dict[int, datetime | None] = {}
+    delivered = [result.delivery.id for result in results if result.delivered]
+    if delivered:
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(delivered))
+                        .values(status="delivered", next_retry_at=None))
+    for result in results:
+        retry_at[result.delivery.id] = None if result.delivered else _failed(session, result, now)
+    if results:
+        session.execute(insert(WebhookAttempt), [
+            {"delivery_id": result.delivery.id, "webhook_id": result.delivery.webhook_id, "attempted_at": now,
+             "status_code": result.status_code, "error": result.error[:500] if result.error else None,
+             "duration_ms": result.duration_ms, "next_retry_at": retry_at[result.delivery.id]}
+            for result in results])
+    return retry_at
+
+
+def _failed(session: Session, result: AttemptResult, now: datetime) -> datetime | None:
+    """The next attempt's time after a failure (the attempts since the window opened, this one included), or
+    None when the delivery is dead."""
+    delivery, retry_at = result.delivery, None
+    if not result.give_up:
         failed = 1 + session.scalar(select(func.count()).where(
             WebhookAttempt.delivery_id == delivery.id, WebhookAttempt.attempted_at >= delivery.window_started_at))
         retry_at = retry_time(delivery.window_started_at, failed, now)
-    delivery.status = "delivered" if delivered else "pending" if retry_at else "dead"
-    delivery.next_retry_at = retry_at
-    if retry_at is not None:
-        session.add(_attempt_row(delivery, retry_at))
-    attempt = WebhookAttempt(delivery_id=delivery.id, webhook_id=delivery.webhook_id, attempted_at=now,
-                             status_code=status_code, error=error[:500] if error else None,
-                             duration_ms=duration_ms, next_retry_at=retry_at)
-    session.add(attempt)
-    return attempt
+    delivery.status, delivery.next_retry_at = ("pending" if retry_at else "dead"), retry_at
+    return retry_at
 
 
 def retry_time(window_started_at: datetime, failed_attempts: int, now: datetime) -> datetime | None:

@@ -39,7 +39,7 @@ def save(token: str):
     if row.sent is not None:
         objects, classes = [{"id": row.object_id, "classId": row.sent["classId"]}], []
     else:
-        objects = [loyalty_object(config, member)]
+        objects = [loyalty_object(session, config, member)]
         class_row = googlewallet.class_row(session, member.program_id)
         inserted = class_row is not None and class_row.sent_version is not None
         classes = [] if inserted else [loyalty_class(session, config, member.program)]

@@ -206,7 +206,7 @@ def _enroll(program: Program, form: dict) -> tuple[dict, Member | None]:
     if errors:
         return errors, None
     try:
-        return {}, enroll_member(db_session(), program, data)
+        return {}, enroll_member(db_session(), program, data, ip=request.remote_addr)
     except InvalidInput as error:
         db_session().rollback()
         return {error.field: FIELD_ERRORS.get(error.field, "error.server")}, None

@@ -27,7 +27,7 @@ from app.pages.join import (
 from app.services import db_session
 
 HISTORY_PAGE = 20
-ENTRY_LABELS = ("earn", "redeem", "hold", "capture", "release", "adjust", "reversal", "expire")
+ENTRY_LABELS = ("earn", "redeem", "hold", "capture", "release", "adjust", "reversal", "expire", "referral")
 
 
 @bp.get("/join/<slug>/lost")

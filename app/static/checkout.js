@@ -519,4 +519,14 @@
   $("undo").addEventListener("click", undo);
   $("next").addEventListener("click", nextCustomer);
   document.addEventListener("keydown", catchWedgeTyping);
+
+  /* A scanner that fires before this script has loaded submits the form the plain way (GET ?code=...): pick that
+     scan up instead of losing it, and take the code out of the address bar so a reload does not repeat it. */
+  var early = new URLSearchParams(location.search).get("code");
+  if (early) {
+    var rest = new URLSearchParams(location.search);
+    rest.delete("code");
+    history.replaceState(null, "", location.pathname + (rest.toString() ? "?" + rest : "") + location.hash);
+    findMember(early);
+  }
 })();

@@ -11,8 +11,8 @@ from sqlalchemy import text
 from app import create_app
 from app.config import ConfigError, load_config
 from app.encryption import UnsealError, derive_key, seal, unseal
-from app.service_accounts import GOOGLE_TOKEN_URI
 from app.services import services
+from passes.google import GOOGLE_TOKEN_URI
 from tests.factories import auth, make_api_key, make_member, make_merchant, make_program
 from tests.fakes.fcm import new_service_account
 

@@ -8,7 +8,7 @@ import uuid
 from io import BytesIO
 
 from app.domain.webhooks import fan_out
-from app.models import WebhookEndpoint
+from app.models import WebhookDelivery, WebhookEndpoint
 from app.services import db_session
 from tests.factories import (
     assert_problem,
@@ -103,9 +103,30 @@ def make_tenant_with_history(app, client) -> dict:
     statement = client.get(f"/api/v1/members/{member['id']}/transactions", headers=auth(key)).get_json()
     hold = client.post("/api/v1/checkout/holds", json={"member_id": member["id"], "points": 20},
                        headers=auth(key, str(uuid.uuid4()))).get_json()
-    return {"key": key, "program": program, "reward": reward, "member": member,
-            "transaction": statement["data"][0], "hold": hold,
-            **make_webhook_with_delivery(client.application, client, key)}
+    challenge = client.post(f"/api/v1/programs/{program['id']}/challenges", headers=auth(key), json={
+        "name": "Regular", "goal": "visits", "target": 3, "window": "month", "reward_points": 50}).get_json()
+    offer = client.post(f"/api/v1/programs/{program['id']}/offers", headers=auth(key),
+                        json={"name": "Tenant's offer", "kind": "default", "texts": {"en": "A secret perk"}}).get_json()
+    survey = client.post(f"/api/v1/programs/{program['id']}/surveys", json={
+        "title": "Secret survey", "questions": [{"kind": "rating", "text": "How was it?"}]},
+        headers=auth(key)).get_json()
+    return {"key": key, "program": program, "reward": reward, "member": member, "survey": survey, "offer": offer,
+            "transaction": statement["data"][0], "hold": hold, "challenge": challenge,
+            **make_webhook_with_delivery(client.application, client, key), **make_campaign(client, key, program)}
+
+
+def make_campaign(client, key: str, program: dict) -> dict:
+    """A segment, a campaign scheduled for later and a surprise (on a segment of nobody: balances stay)."""
+    segment = client.post(f"/api/v1/programs/{program['id']}/segments", headers=auth(key), json={
+        "name": "All", "rules": {"conditions": [{"field": "points_balance", "op": "gte", "value": 0}]}}).get_json()
+    campaign = client.post(f"/api/v1/programs/{program['id']}/campaigns", headers=auth(key), json={
+        "name": "Later", "segment_id": segment["id"], "message": {"title": "t", "body": "b"},
+        "send_at": "2099-01-01T00:00:00Z"}).get_json()
+    nobody = client.post(f"/api/v1/programs/{program['id']}/segments", headers=auth(key), json={
+        "name": "Nobody", "rules": {"conditions": [{"field": "tag", "op": "has", "value": ["none"]}]}}).get_json()
+    surprise = client.post(f"/api/v1/programs/{program['id']}/surprises", headers=auth(key), json={
+        "segment_id": nobody["id"], "sample_size": 1, "points": 1, "seed": "s"}).get_json()
+    return {"segment": segment, "campaign": campaign, "surprise": surprise}
 
 
 def make_webhook_with_delivery(app, client, key: str) -> dict:
@@ -115,11 +136,11 @@ def make_webhook_with_delivery(app, client, key: str) -> dict:
     with app.app_context():
         session = db_session()
         merchant_id = session.get(WebhookEndpoint, webhook["id"]).merchant_id
-        [delivery] = fan_out(session, merchant_id, {"id": f"evt_{uuid.uuid4().hex}", "type": "points.earned",
-                                                    "created_at": "2026-01-01T00:00:00+00:00", "data": {}})
-        delivery.status = "dead"
+        [delivery_id] = fan_out(session, [(merchant_id, {"id": f"evt_{uuid.uuid4().hex}", "type": "points.earned",
+                                                         "created_at": "2026-01-01T00:00:00+00:00", "data": {}})])
+        session.get(WebhookDelivery, delivery_id).status = "dead"
         session.commit()
-        return {"webhook": webhook, "delivery_id": delivery.id}
+        return {"webhook": webhook, "delivery_id": delivery_id}
 
 
 def tenant_ids(tenant: dict) -> dict:
@@ -128,7 +149,10 @@ def tenant_ids(tenant: dict) -> dict:
             "transaction_id": tenant["transaction"]["id"], "hold_id": tenant["hold"]["id"], "kind": "logo",
             "reward_id": tenant["reward"]["id"],
             "token": "fcm-token-of-the-tenant-0001", "webhook_id": tenant["webhook"]["id"],
-            "delivery_id": tenant["delivery_id"]}
+            "delivery_id": tenant["delivery_id"], "survey_id": tenant["survey"]["id"],
+            "segment_id": tenant["segment"]["id"], "campaign_id": tenant["campaign"]["id"],
+            "surprise_id": tenant["surprise"]["id"], "offer_id": tenant["offer"]["id"],
+            "challenge_id": tenant["challenge"]["id"]}
 
 
 def write_bodies(tenant: dict) -> dict:
@@ -157,6 +181,26 @@ def write_bodies(tenant: dict) -> dict:
         "member_admin.update_member": {"json": {"name": "Renamed by a rival"}},
         "rewards.update_reward": {"json": {"points_cost": 1, "active": False}},
         "checkout.enrol_at_counter": {"json": {"program_id": tenant["program"]["id"], "name": "Planted member"}},
+        "engagement.create_survey": {"json": {"title": "Planted", "questions": [{"kind": "text", "text": "?"}]}},
+        "engagement.update_survey": {"json": {"active": False}},
+        "engagement.send_survey": {"json": {"member_id": tenant["member"]["id"]}},
+        "campaigns.create_segment": {"json": {"name": "Planted", "rules": {"conditions": [
+            {"field": "points_balance", "op": "gte", "value": 0}]}}},
+        "campaigns.update_segment": {"json": {"name": "Taken over"}},
+        "campaigns.create_campaign": {"json": {"name": "Planted", "segment_id": tenant["segment"]["id"],
+                                               "message": {"title": "t", "body": "b"}}},
+        "campaigns.schedule_campaign": {"json": {"send_at": "2098-01-01T00:00:00Z"}},
+        "campaigns.cancel_campaign": {},
+        "campaigns.redeem_offer": {"json": {"member_id": tenant["member"]["id"]}},
+        "campaigns.give_surprise": {"json": {"segment_id": tenant["segment"]["id"], "sample_size": 1, "points": 5}},
+        "campaigns.set_tags": {"json": {"tags": ["planted"]}},
+        "locations.put_locations": {"json": {"locations": [{"name": "Planted", "latitude": 1, "longitude": 2}]}},
+        "offers.create_offer": {"json": {"name": "Planted offer", "kind": "default", "texts": {"en": "Planted"}}},
+        "offers.update_offer": {"json": {"texts": {"en": "Taken over"}}},
+        "challenges.create_challenge": {"json": {"name": "Planted", "goal": "visits", "target": 1, "window": "month",
+                                                 "reward_points": 1000}},
+        "challenges.update_challenge": {"json": {"target": 1, "reward_points": 1000}},
+        "challenges.set_leaderboard": {"json": {"opt_in": True, "display_name": "Rival"}},
     }
 
 
@@ -195,7 +239,12 @@ def snapshot(client, tenant: dict) -> dict:
     statement = client.get(f"/api/v1/members/{tenant['member']['id']}/transactions", headers=headers).get_json()
     hold = client.get(f"/api/v1/checkout/holds/{tenant['hold']['id']}", headers=headers).get_json()
     hooks = client.get("/api/v1/webhooks", headers=headers).get_json()["data"]
-    return {"balance": member["points_balance"], "lifetime": member["lifetime_points"], "name": member["name"],
+    surveys = client.get(f"/api/v1/programs/{tenant['program']['id']}/surveys", headers=headers).get_json()["data"]
+    offers = client.get(f"/api/v1/programs/{tenant['program']['id']}/offers", headers=headers).get_json()["data"]
+    places = client.get(f"/api/v1/programs/{tenant['program']['id']}/locations", headers=headers).get_json()
+    return {"surveys": [(survey["id"], survey["active"]) for survey in surveys],
+            "balance": member["points_balance"], "lifetime": member["lifetime_points"], "name": member["name"],
             "held": member["held_points"], "hold": hold["status"], "webhooks": [hook["id"] for hook in hooks],
             "program": program["name"], "rewards": [r["id"] for r in program["rewards"]],
-            "images": program["images"], "transactions": [t["id"] for t in statement["data"]]}
+            "images": program["images"], "transactions": [t["id"] for t in statement["data"]],
+            "offers": [(o["id"], o["active"], o["texts"]) for o in offers], "locations": places}

@@ -77,3 +77,33 @@ def test_0017_gives_every_existing_balance_one_opening_lot(test_env, tmp_path_fa
         finally:
             engine.dispose()
             services(app).engine.dispose()
+
+
+def test_0028_marks_the_members_that_already_have_a_google_object(test_env, tmp_path_factory):
+    """An earn reads members.google_object to decide whether Google must hear of it: a card saved before the
+    column existed must have it set, or its Google copy would stop changing."""
+    from app import create_app
+    from app.config import load_config
+    from app.services import services
+    from tests.factories import make_member, make_merchant, make_program
+
+    with fresh_database(tmp_path_factory) as url:
+        app = create_app(load_config({**test_env, "DATABASE_URL": url}), testing=True)
+        client = app.test_client()
+        _, key = make_merchant(app)
+        program_id = make_program(client, key)["id"]
+        saved, never = (make_member(client, key, program_id)["id"] for _ in range(2))
+        services(app).engine.dispose()
+        command.downgrade(alembic_config(url), "0027")
+        engine = make_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO google_objects (member_id, object_id, notified_at, message_ids, "
+                                  "created_at) VALUES (:id, 'issuer.saved', '[]', '[]', CURRENT_TIMESTAMP)"),
+                             {"id": saved})
+            command.upgrade(alembic_config(url), "head")
+            with engine.begin() as conn:
+                flags = dict(conn.execute(text("SELECT id, google_object FROM members")).all())
+            assert flags == {saved: True, never: False}
+        finally:
+            engine.dispose()

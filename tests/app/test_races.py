@@ -130,3 +130,31 @@ def solid_png(colour: tuple) -> bytes:
 def centre_colour(png: bytes) -> tuple:
     image = Image.open(BytesIO(png)).convert("RGB")
     return image.getpixel((image.width // 2, image.height // 2))
+
+
+def test_an_earn_waiting_on_a_device_registration_pushes_to_that_device(app, client):
+    """The earn reads whom to push from its member row (apple_devices), not with a statement of its own: a
+    registration in flight holds that row, so the earn waits for it and then sees the device. (On SQLite the
+    registration's transaction holds the whole database, the same wait.)"""
+    from app.domain.devices import register_device
+    from app.domain.passupdates import APPLE_PUSH
+    from app.models import OutboxEvent
+
+    _, key = make_merchant(app)
+    member_id = make_member(client, key, make_program(client, key)["id"])["id"]
+    earned = []
+    with services(app).sessions() as registering:
+        register_device(registering, registering.get(Member, member_id), "device-in-flight", "ab" * 32, 5)
+        earning = threading.Thread(target=lambda: earned.append(app.test_client().post(
+            f"/api/v1/members/{member_id}/earn", json={"points": 7}, headers=auth(key, uuid.uuid4().hex))))
+        earning.start()
+        earning.join(0.5)
+        assert earning.is_alive()  # waiting on the registration's lock of the member row
+        registering.commit()
+    earning.join(10)
+
+    assert earned[0].status_code == 201
+    with services(app).sessions() as session:
+        pushes = session.scalars(select(OutboxEvent).where(OutboxEvent.member_id == member_id,
+                                                           OutboxEvent.kind == APPLE_PUSH)).all()
+    assert len(pushes) == 1  # the earn's: registering the device itself pushes nothing

@@ -146,6 +146,21 @@ def test_processes_share_the_limits_through_redis(limited_app):
     assert statuses == [200, 200, 200, 429]
 
 
+@pytest.mark.skipif(not os.environ.get("PUNCHPASS_TEST_REDIS_URL"), reason="needs PUNCHPASS_TEST_REDIS_URL")
+def test_processes_share_failed_authentications_through_redis(limited_app):
+    settings = {"REDIS_URL": os.environ["PUNCHPASS_TEST_REDIS_URL"], "RATE_LIMIT_FAILED_AUTH": "3/minute"}
+    first, second = limited_app(**settings), limited_app(**settings)
+    _, key = make_merchant(first)
+    address = from_address(f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}")
+    statuses = [app.test_client().get("/api/v1/programs/999999", headers=auth(f"pp_admin_{uuid.uuid4().hex}"),
+                                      environ_base=address).status_code
+                for app in (first, second, first, second)]
+    with_the_right_key = second.test_client().get("/api/v1/programs/999999", headers=auth(key), environ_base=address)
+
+    assert statuses == [401, 401, 401, 429]
+    assert with_the_right_key.status_code == 429  # the address is refused for the window, whatever it presents
+
+
 @pytest.mark.parametrize("name", ["RATE_LIMIT_API_KEY", "RATE_LIMIT_PUBLIC", "RATE_LIMIT_FAILED_AUTH",
                                   "RATE_LIMIT_DEVICE_LOG"])
 @pytest.mark.parametrize("value", ["fifty", "50/fortnight", "0/second"])

@@ -7,7 +7,7 @@ import zipfile
 from datetime import datetime, timezone
 
 import time_machine
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from app.domain import sweeps
 from app.services import db_session
@@ -109,3 +109,43 @@ def test_stamps_expire_days_after_the_last_one(app, client):
         clock.move_to(datetime(2026, 4, 20, tzinfo=timezone.utc))
         body = earn(client, key, member["id"], stamps=1).get_json()["member"]
     assert body["stamps"] == 1
+
+
+def _icon(opaque: bool) -> bytes:
+    """A 90 x 90 icon: a solid disc on transparency, or an opaque two-colour photo."""
+    image = Image.new("RGBA", (90, 90), (10, 200, 90, 255) if opaque else (0, 0, 0, 0))
+    ImageDraw.Draw(image).ellipse((15, 15, 75, 75), fill=(250, 20, 20, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _pass_files(client, member) -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BytesIO(client.get(member["apple_pass_url"].replace("https://punchpass.test", "")).data))
+
+
+def test_an_uploaded_stamp_icon_marks_the_collected_stamps_on_the_signed_pass(app, client):
+    key, program, member = _stamp_shop(app, client)
+    earn(client, key, member["id"], stamps=2)
+    before = _pass_files(client, member)
+    upload = client.put(f"/api/v1/programs/{program['id']}/images/stamp", headers=auth(key),
+                        data={"file": (io.BytesIO(_icon(opaque=False)), "stamp.png")})
+    assert upload.status_code == 200, upload.get_json()
+    after = _pass_files(client, member)
+    assert after.read("strip@2x.png") != before.read("strip@2x.png")
+    assert after.read("manifest.json") != before.read("manifest.json")  # a new signed pass, not the cached one
+    assert not [name for name in after.namelist() if name.startswith("stamp")]  # drawn in, never a file of its own
+    strip = Image.open(io.BytesIO(after.read("strip.png"))).convert("RGB")
+    centres = [(round(375 / 5 * (n + 0.5)), 61) for n in range(5)]
+    # the first two stamps carry the icon cut out in the background colour; the other three stay empty
+    assert [strip.getpixel(c) for c in centres] == [(0x10, 0x20, 0x30)] * 5
+    ring = [(x, 61 - 23) for x, _ in centres]  # inside a filled stamp, outside the icon's cut-out
+    assert [strip.getpixel(p) for p in ring[:2]] == [(0xF0, 0xC0, 0x40)] * 2
+
+
+def test_an_opaque_stamp_icon_fills_the_collected_stamps():
+    strip = Image.open(io.BytesIO(stamp_strip(4, 1, "#000000", "#FFFFFF", _icon(opaque=True))["strip.png"]))
+    centres = [(round(375 / 4 * (n + 0.5)), 61) for n in range(4)]
+    red, black = strip.convert("RGB").getpixel(centres[0]), (0, 0, 0)
+    assert red[0] > 200 and red[1] < 60 and [strip.convert("RGB").getpixel(c) for c in centres[1:]] == [black] * 3
+    assert stamp_strip(4, 1, "#000000", "#FFFFFF") != stamp_strip(4, 1, "#000000", "#FFFFFF", _icon(opaque=True))

@@ -8,9 +8,11 @@ import json
 import zipfile
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
-from app.services import services
+from app.domain import events
+from app.models import OutboxEvent
+from app.services import db_session, services
 from tests.factories import assert_problem, auth, earn, make_member, make_merchant, make_program
 
 
@@ -172,22 +174,81 @@ def test_a_tier_change_reaches_the_card(client, shop):
     assert fields["tier"] == "Member"
 
 
-def test_retiering_is_one_update_per_tier_however_many_members(app, client, shop):
+def test_retiering_that_moves_nobody_costs_one_query_per_tier_however_many_members(app, client, shop):
     key, program, people = shop
+    ids = tier_ids(program)
     for n in range(20):
-        make_member(client, key, program["id"], points=n * 40, name=f"Extra {n}")
+        make_member(client, key, program["id"], points=n * 10, name=f"Extra {n}")
     statements = []
 
     def count(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("UPDATE MEMBERS"):
+        if "members" in statement.split("WHERE")[0].lower():
             statements.append(statement)
 
     engine = services(app).engine
     event.listen(engine, "before_cursor_execute", count)
     try:
-        response = patch_tiers(client, key, program, [{"name": "A", "threshold": 0}, {"name": "B", "threshold": 100},
-                                                      {"name": "C", "threshold": 400}])
+        response = patch_tiers(client, key, program, [{"id": ids["Bronze"], "name": "Bronze", "threshold": 0},
+                                                      {"id": ids["Silver"], "name": "Silver", "threshold": 250},
+                                                      {"id": ids["Gold"], "name": "Gold", "threshold": 900}])
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert response.status_code == 200, response.get_json()
-    assert len(statements) <= 4, statements  # members off removed tiers, then one per tier
+    assert standing(client, key, {"Bo": people["Bo"]}) == {"Bo": ("Silver", "Gold", 600)}
+    assert len(statements) <= 4, statements  # one search per tier; nobody moved, nobody loaded
+
+
+@pytest.fixture
+def told(app):
+    """The events every listening channel would receive, as (type, member id, data)."""
+    heard = []
+    events.add_channel("test-tier-ears", lambda session, merchant_id, type, member_id: True)
+    yield heard
+    events._channels.pop("test-tier-ears")
+
+
+def tier_events(app, people) -> dict[str, dict]:
+    names = {person["id"]: name for name, person in people.items()}
+    with app.app_context():
+        rows = db_session().scalars(select(OutboxEvent).where(OutboxEvent.kind == "test-tier-ears",
+                                                              OutboxEvent.member_id.in_(names))).all()
+    bodies = [row.payload["event"] for row in rows if row.payload["event"]["type"] == "tier.changed"]
+    assert len(bodies) == len({body["data"]["member_id"] for body in bodies}), "one tier.changed per member"
+    return {names[body["data"]["member_id"]]: body["data"] for body in bodies}
+
+
+def test_an_upgrade_by_a_rule_edit_is_told_once_per_member_and_reaches_the_card(app, client, shop, told):
+    key, program, people = shop
+    ids = tier_ids(program)
+    response = patch_tiers(client, key, program, [{"id": ids["Bronze"], "name": "Bronze", "threshold": 0},
+                                                  {"id": ids["Silver"], "name": "Silver", "threshold": 50},
+                                                  {"id": ids["Gold"], "name": "Gold", "threshold": 250}])
+    assert response.status_code == 200, response.get_json()
+    changes = tier_events(app, people)
+    assert {name: (data["tier"], data["previous_tier"], data["upgrade"]) for name, data in changes.items()} == {
+        "Ann": ("Silver", "Bronze", True), "Bo": ("Gold", "Silver", True)}  # Cy was Gold already
+    card = client.get(people["Bo"]["apple_pass_url"].replace("https://punchpass.test", ""))
+    pass_json = json.loads(zipfile.ZipFile(io.BytesIO(card.data)).read("pass.json"))
+    assert {f["key"]: f["value"] for group in pass_json["storeCard"].values() for f in group}["tier"] == "Gold"
+
+
+def test_members_of_a_removed_tier_are_told_what_they_see_now(app, client, shop, told):
+    key, program, people = shop
+    ids = tier_ids(program)
+    response = patch_tiers(client, key, program, [{"id": ids["Bronze"], "name": "Bronze", "threshold": 0},
+                                                  {"id": ids["Silver"], "name": "Silver", "threshold": 200}])
+    assert response.status_code == 200, response.get_json()
+    changes = tier_events(app, people)
+    assert {name: (data["tier"], data["previous_tier"], data["upgrade"]) for name, data in changes.items()} == {
+        "Cy": ("Silver", "Gold", False)}
+
+
+def test_a_removed_tier_s_members_who_qualify_higher_are_told_once_from_the_removed_tier(app, client, shop, told):
+    key, program, people = shop
+    ids = tier_ids(program)
+    response = patch_tiers(client, key, program, [{"id": ids["Bronze"], "name": "Bronze", "threshold": 0},
+                                                  {"id": ids["Gold"], "name": "Gold", "threshold": 250}])
+    assert response.status_code == 200, response.get_json()
+    changes = tier_events(app, people)
+    assert {name: (data["tier"], data["previous_tier"], data["upgrade"]) for name, data in changes.items()} == {
+        "Bo": ("Gold", "Silver", True)}

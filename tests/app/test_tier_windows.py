@@ -163,3 +163,21 @@ def test_reviews_fall_on_the_tiers_monthly_anniversaries_without_drifting(app, c
             _review(app, day + timedelta(days=12))
             reviews.append(_member(client, key, member["id"])["tier_review_at"][:10])
     assert reviews == ["2027-03-31", "2027-04-30", "2027-05-31"]
+
+
+def test_a_longer_window_upgrades_at_once_and_a_shorter_one_downgrades_nobody(app, client):
+    key, program = _shop(app, client, tier_rules={"window_months": 1})
+    member = make_member(client, key, program["id"])
+    with time_machine.travel(datetime(2027, 1, 31, 12, tzinfo=UTC), tick=False) as clock:
+        earn(client, key, member["id"], points=300)
+        clock.move_to(datetime(2027, 3, 1, 12, tzinfo=UTC))
+        assert earn(client, key, member["id"], points=300).get_json()["member"]["tier"] == "Bronze"
+        longer = client.patch(f"/api/v1/programs/{program['id']}", json={"tier_rules": {"window_months": 12}},
+                              headers=auth(key))
+        assert longer.status_code == 200, longer.get_json()
+        body = _member(client, key, member["id"])
+        assert (body["tier"], body["tier_qualifying"]) == ("Gold", "600.00")
+        client.patch(f"/api/v1/programs/{program['id']}", json={"tier_rules": {"window_months": 1}},
+                     headers=auth(key))
+        body = _member(client, key, member["id"])
+        assert (body["tier"], body["tier_qualifying"]) == ("Gold", "300.00")

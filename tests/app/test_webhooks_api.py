@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app import create_app
 from app.config import load_config
+from app.domain.webhook_subscriptions import subscriptions
 from app.models import Member, OutboxEvent
 from app.services import db_session, services
 from tests.app.test_statements import statements, write_statements
@@ -159,3 +160,19 @@ def test_a_webhook_made_by_another_process_is_heard_within_seconds(app, client, 
         assert webhook_events(app, merchant_id) == ["points.earned"]
     finally:
         services(other).engine.dispose()
+
+
+def test_the_process_that_made_a_webhook_hears_it_on_its_next_request_even_after_a_stale_poll(app, client):
+    """The poller may have begun a read before the webhook committed and finish it after: that old answer must
+    not pass for fresh in the process that made the webhook."""
+    merchant_id, key = make_merchant(app)
+    member = make_member(client, key, make_program(client, key)["id"])
+    earn(client, key, member["id"], points=1)  # the map is warm, without the webhook
+    with app.app_context(), services(app).sessions() as session:
+        map_ = subscriptions(session)
+    before = (map_.types, map_.version)
+    assert create(client, key).status_code == 201
+    map_.types, map_.version = before  # the poller's read from before the commit lands now...
+    map_.checked_at = time.monotonic()  # ...and says it is fresh
+    earn(client, key, member["id"], points=1)
+    assert webhook_events(app, merchant_id) == ["points.earned"]

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from tests.dashboard.helpers import signed_in_owner
-from tests.factories import auth, earn, make_member, make_merchant, make_program, make_reward
+from tests.factories import auth, earn, make_member, make_merchant, make_png, make_program, make_reward
 
 
 @pytest.fixture
@@ -143,3 +143,16 @@ def test_a_user_never_sees_another_merchants_data(app, shop):
     member = shop["client"].get(f"/api/v1/members/{shop['member']['id']}", headers=auth(shop["admin"])).get_json()
     assert member["points_balance"] == 151  # the other owner's adjustment never happened
     del other_admin
+
+
+def test_a_stamp_card_takes_a_stamp_icon_instead_of_a_strip(app, shop):
+    program = make_program(shop["client"], shop["admin"], name="Punch", type="stamps", stamps_required=6, tiers=[])
+    page = f"/dashboard/programs/{program['id']}"
+    html = shop["owner"].get(page).get_data(as_text=True)
+    assert '<option value="stamp">' in html and '<option value="strip">' not in html
+    points_page = shop["owner"].get(f"/dashboard/programs/{shop['program']['id']}").get_data(as_text=True)
+    assert '<option value="stamp">' not in points_page
+    response = shop["owner"].post(f"{page}/images", {"kind": "stamp", "file": (io.BytesIO(make_png(90, 90)), "s.png")},
+                                  page=page, content_type="multipart/form-data")
+    assert response.status_code == 303
+    assert shop["owner"].get(f"{page}/images/stamp@3x.png").status_code == 200

@@ -121,3 +121,31 @@ def test_sign_out_ends_this_session_only(app):
     assert laptop.post("/dashboard/sign-out", page="/dashboard").status_code == 303
     assert laptop.get("/dashboard").status_code == 303
     assert phone.get("/dashboard").status_code == 200
+
+
+def test_an_unknown_email_is_throttled_exactly_like_a_locked_account(app):
+    merchant_id, _key = make_merchant(app)
+    known, unknown = email(), email()
+    make_user(app, merchant_id, known)
+    answers = {}
+    for address in (known, unknown):
+        for _ in range(5):  # each from another address, so only the per-account count can answer
+            assert DashboardUser(app).sign_in(address, "wrong password").status_code == 401
+        answers[address] = DashboardUser(app).sign_in(address, "wrong password")
+    assert answers[known].status_code == answers[unknown].status_code == 429
+    assert answers[known].get_data(as_text=True).count("Too many wrong passwords") == 1
+    assert "Too many wrong passwords" in answers[unknown].get_data(as_text=True)
+
+
+def test_wrong_current_passwords_on_the_change_page_lock_the_account_and_end_the_session(app):
+    merchant_id, _key = make_merchant(app)
+    address = email()
+    laptop = signed_in_owner(app, merchant_id, address)
+    change = {"new_password": "another long password", "confirm_password": "another long password"}
+    for _ in range(4):
+        wrong = laptop.post("/dashboard/password", {"current_password": "guess", **change}, page="/dashboard/password")
+        assert wrong.status_code == 422
+    last = laptop.post("/dashboard/password", {"current_password": "guess", **change}, page="/dashboard/password")
+    assert last.status_code == 303 and last.headers["Location"].endswith("/dashboard/sign-in")
+    assert laptop.get("/dashboard").status_code == 303  # signed out
+    assert DashboardUser(app).sign_in(address, "correct horse battery").status_code == 429  # and locked

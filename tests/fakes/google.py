@@ -73,6 +73,7 @@ class FakeGoogle:
         self.tokens_issued = 0
         self.token_lifetime = 3600
         self.notified: dict[str, list[float]] = {}
+        self.patched: dict[str, list[tuple[float, int | None]]] = {}  # object id -> (arrival, balance) per PATCH
         self.callback_keys: dict = {"keys": []}
         self._failures: list[list] = []  # [method, path part, status, body, times left]
         self._counter = itertools.count(1)
@@ -140,6 +141,9 @@ class FakeGoogle:
         if path == "/stats" and method == "GET":  # for benchmarks in another process
             with self.lock:
                 return 200, {"requests": self.request_count, "tokens_issued": self.tokens_issued}
+        if path == "/patches" and method == "GET":  # for the earn -> PATCH latency benchmark
+            with self.lock:
+                return 200, self.patched
         if path == "/token" and method == "POST":
             return self._token(body)
         if not self._authorized(headers.get("Authorization", "")):
@@ -204,6 +208,9 @@ class FakeGoogle:
             if invalid:
                 return invalid
             store[resource_id] = {**store[resource_id], **data} if method == "PATCH" else dict(data)
+            if kind == "loyaltyObject":
+                balance = ((data.get("loyaltyPoints") or {}).get("balance") or {}).get("int")
+                self.patched.setdefault(resource_id, []).append((time.time(), balance))
             return 200, store[resource_id]
         return 405, _error(405, "method not allowed")
 
@@ -259,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
         status, answer = self.google.handle(self.command, path, self.headers, body)
         google = self.google
         with google.lock:
-            google.request_count += path != "/stats"
+            google.request_count += path not in ("/stats", "/patches")
             if google.record:
                 google.requests.append(Recorded(self.command, path, _json_or_none(body), status))
         data = json.dumps(answer).encode()

@@ -276,6 +276,14 @@ def test_pair_a_till_with_a_code_instead_of_a_key(page, shop, live_server):
     expect(page.locator(".status.error")).to_have_text(re.compile("unknown, used or expired"))
 
 
+def test_a_scan_that_beats_the_script_is_not_lost(page, shop):
+    """A USB scanner can fire before checkout.js has loaded: the form then submits itself as GET ?code=..."""
+    signed_in(page, shop)
+    page.goto("/checkout?lang=ja&code=" + shop["member"]["barcode_value"])
+    expect(page.locator("#member-name")).to_have_text("Mina Park")
+    assert "code=" not in page.url and "lang=ja" in page.url
+
+
 def test_the_pairing_link_signs_the_till_in(page, shop):
     made = shop["client"].post("/api/v1/pairing-codes", json={}, headers=auth(shop["admin"])).get_json()
     page.goto(made["pair_url"])

@@ -21,6 +21,7 @@ from passes.google import (
     save_url,
 )
 from passes.google_callbacks import CallbackError, parse_root_keys, verify_callback
+from passes.storecard import CardNotice
 from tests.fakes.google import CallbackSigner, callback_message, make_service_account
 from tests.fakes.walletobjects_schema import schema_errors
 
@@ -177,3 +178,30 @@ def test_a_tampered_or_stale_callback_is_refused(tamper):
         body["protocolVersion"] = "ECv2"
     with pytest.raises(CallbackError):
         verify_callback(body, keys, recipient_id=recipient, now_ms=now_ms)
+
+
+def test_feature_notices_become_text_modules_and_links_and_an_ended_one_is_cleared():
+    notices = (CardNotice("offer_3", "今月の特典", "ラテ20%オフ"),
+               CardNotice("survey_1", "Tell us", "Two questions", link="https://punchpass.test/s/abc"))
+    body = loyalty_object_json(card(notices=notices))
+    assert schema_errors(body, "LoyaltyObject") == []
+    assert body["textModulesData"] == [{"id": "offer_3", "header": "今月の特典", "body": "ラテ20%オフ"},
+                                       {"id": "survey_1", "header": "Tell us", "body": "Two questions"}]
+    assert body["linksModuleData"]["uris"] == [{"id": "survey_1", "uri": "https://punchpass.test/s/abc",
+                                                "description": "Tell us"}]
+
+    ended = changed_fields(body, loyalty_object_json(card(notices=notices[1:])))
+    assert ended == {"textModulesData": [{"id": "survey_1", "header": "Tell us", "body": "Two questions"}]}
+    assert changed_fields(body, loyalty_object_json(card())) == {"textModulesData": [], "linksModuleData": {"uris": []}}
+
+
+def test_a_stamp_card_shows_its_count_and_open_vouchers_and_a_used_voucher_is_cleared():
+    body = loyalty_object_json(card(stamps=(3, 10), vouchers=("Free coffee", "Free cake"), tier=None, has_tiers=False))
+    assert schema_errors(body, "LoyaltyObject") == []
+    assert body["loyaltyPoints"]["balance"] == {"string": "3/10"} and body["loyaltyPoints"]["label"] == "スタンプ"
+    assert "secondaryLoyaltyPoints" not in body
+    vouchers = body["textModulesData"][0]
+    assert (vouchers["id"], vouchers["header"], vouchers["body"]) == ("vouchers", "お持ちのクーポン",
+                                                                      "Free coffee\nFree cake")
+    assert changed_fields(body, loyalty_object_json(card(stamps=(3, 10), tier=None, has_tiers=False))) == {
+        "textModulesData": []}

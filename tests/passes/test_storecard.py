@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from passes.storecard import Branding, Goal, StoreCard, store_card_json
+from passes.storecard import Branding, CardNotice, Goal, StoreCard, store_card_json
 from passes.strings import TRANSLATIONS, encode_strings, pass_strings, read_strings
 
 FIELD_GROUPS = (
@@ -330,3 +330,25 @@ def test_pass_strings_is_memoised_and_callers_cannot_change_the_cache():
 def test_a_voided_card_says_so_and_a_live_one_carries_no_voided_key():
     assert store_card_json(make_card(voided=True))["voided"] is True
     assert "voided" not in store_card_json(make_card())
+
+
+def test_feature_notices_go_on_the_back_with_their_change_message_and_link():
+    notices = (CardNotice("offer_3", "今月の特典", "ラテ20%オフ", change_message="%@"),
+               CardNotice("survey_1", "Tell us", "Two questions & a coffee", link="https://x.test/s?a=1&b=2"))
+    back = {field["key"]: field for field in store_card_json(make_card(notices=notices))["storeCard"]["backFields"]}
+
+    assert back["notice_offer_3"]["label"] == "今月の特典" and back["notice_offer_3"]["value"] == "ラテ20%オフ"
+    assert back["notice_offer_3"]["changeMessage"] == "%@"
+    assert back["notice_survey_1"]["attributedValue"] == (
+        '<a href="https://x.test/s?a=1&amp;b=2">Two questions &amp; a coffee</a>')
+
+
+@pytest.mark.parametrize("notices", [
+    tuple(CardNotice(f"n{i}", "L", "T") for i in range(11)),
+    (CardNotice("same", "L", "T"), CardNotice("same", "L", "U")),
+    (CardNotice("Bad Key", "L", "T"),),
+    (CardNotice("empty", "L", ""),),
+])
+def test_too_many_duplicate_or_empty_notices_are_refused(notices):
+    with pytest.raises(ValueError, match="notice"):
+        make_card(notices=notices)

@@ -14,8 +14,8 @@ from app import create_app
 from app.config import load_config
 from app.domain.notifications import notice_for
 from app.models import FcmDevice, OutboxEvent, utcnow
-from app.service_accounts import service_account_from_info
 from app.services import services
+from passes.google import ServiceAccount
 from tests.factories import auth, earn, make_member, make_merchant, make_program
 from tests.fakes.fcm import FakeFCM
 from workers import fcm_client
@@ -210,7 +210,7 @@ def test_send_each_takes_at_most_the_limit_per_call(fake_fcm, instance_account, 
     monkeypatch.setattr(fcm_client, "SEND_LIMIT", 2)
     monkeypatch.setattr(messaging, "send_each", lambda messages, **kw: calls.append(len(messages))
                         or real_send_each(messages, **kw))
-    sender = FcmSender(service_account_from_info(instance_account[0]), fake_fcm.base_url)
+    sender = FcmSender(ServiceAccount.from_info(instance_account[0]), fake_fcm.base_url)
     try:
         tokens = [f"batch-token-{n:02d}-{uuid.uuid4().hex}" for n in range(5)]
         outcomes = sender.send(tokens, notice_for("campaign.message", {"title": "Hi", "body": "Sale"}, "en"), {})

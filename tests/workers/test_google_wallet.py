@@ -242,7 +242,9 @@ def test_without_google_settings_there_is_no_save_link_and_nothing_google_is_que
     assert member["google_save_url"] is None
     assert plain.get(f"/google/save/{'x' * 32}").status_code == 404
     with app.app_context(), services(app).sessions() as session:
-        google_rows = session.scalar(select(func.count()).select_from(OutboxEvent).where(
+        google_rows = session.scalar(select(func.count()).select_from(OutboxEvent).where(  # this program's: the
+            (OutboxEvent.program_id == program["id"]) | (OutboxEvent.member_id == member["id"]),  # database is shared
+            # with other tests that do use Google
             OutboxEvent.kind.in_([GOOGLE_OBJECT, GOOGLE_CLASS, GOOGLE_MESSAGE])))
     assert google_rows == 0
 
@@ -319,3 +321,36 @@ def test_a_deleted_member_s_google_card_becomes_inactive(google_app, client, sho
     deliver_everything_due(google_app)
     stored = fake_google.objects[object_id(member)]
     assert stored["state"] == "INACTIVE" and stored["accountName"] != "Mina Park"
+
+
+def test_the_batch_job_patches_google_itself_and_leaves_webhooks_and_the_over_budget_rest_to_their_own_jobs(
+        google_app, client, shop, fake_google):
+    from workers.queue import deliver_inline
+    key, program = shop
+    member = saved_member(google_app, client, key, program)
+    assert client.post("/api/v1/webhooks", json={"url": "https://hooks.example/p", "events": ["points.earned"]},
+                       headers=auth(key)).status_code == 201
+    earn(client, key, member["id"], points=5)
+    with google_app.app_context(), services(google_app).sessions() as session:
+        waiting = session.execute(select(OutboxEvent.id, OutboxEvent.kind).where(OutboxEvent.delivered_at.is_(None))
+                                  .order_by(OutboxEvent.id)).all()
+    kinds = {kind for _id, kind in waiting}
+    assert GOOGLE_OBJECT in kinds and any(kind.startswith("webhook") for kind in kinds)
+
+    assert deliver_inline(google_app, waiting, budget=0) == [event_id for event_id, _kind in waiting]
+    left = deliver_inline(google_app, waiting)
+
+    assert left == [event_id for event_id, kind in waiting if kind not in (GOOGLE_OBJECT, GOOGLE_MESSAGE)]
+    assert fake_google.objects[object_id(member)]["loyaltyPoints"]["balance"] == {"int": 5}
+
+
+def test_a_stamp_card_shows_its_count_and_vouchers_on_google(google_app, client, fake_google):
+    _, key = make_merchant(google_app)
+    program = make_program(client, key, type="stamps", stamps_required=5, stamp_reward="Free coffee", tiers=[])
+    member = saved_member(google_app, client, key, program)
+    assert fake_google.objects[object_id(member)]["loyaltyPoints"]["balance"] == {"string": "0/5"}
+    assert earn(client, key, member["id"], stamps=7).status_code == 201  # a full card and two on the next
+    deliver_everything_due(google_app)
+    stored = fake_google.objects[object_id(member)]
+    assert stored["loyaltyPoints"]["balance"] == {"string": "2/5"}
+    assert [(m["id"], m["body"]) for m in stored["textModulesData"]] == [("vouchers", "Free coffee")]

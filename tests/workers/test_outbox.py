@@ -1,6 +1,7 @@
 """The outbox: what must reach devices is committed with the ledger entry, and nothing is lost when Redis is
 down."""
 
+import json
 import os
 import time
 
@@ -14,6 +15,7 @@ from app.config import load_config
 from app.models import OutboxEvent
 from app.services import services
 from tests.factories import auth, earn, make_member, make_merchant, make_program, redeem
+from tests.fakes.webhooks import FakeWebhookReceiver
 from tests.workers.test_wallet_push import Device, _pending_events
 from workers.queue import (
     BATCH_JOB,
@@ -24,6 +26,7 @@ from workers.queue import (
     connect_rq,
     sweep_outbox,
 )
+from workers.webhooks import close_senders
 
 REDIS_URL = os.environ.get("PUNCHPASS_TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="set PUNCHPASS_TEST_REDIS_URL (.ci/run does) for rq tests")
@@ -144,3 +147,34 @@ def test_a_fan_out_whose_job_failed_is_handed_over_again(redis_app):
     assert queue.fetch_job("outbox-987654321").get_status() == JobStatus.QUEUED
     assert "outbox-987654321" in queue.job_ids
     queue.empty()
+
+
+@pytest.fixture
+def redis_hook_app(test_env, cert_chain, monkeypatch):
+    """As redis_app (Redis down at first), allowed to send webhooks to loopback."""
+    env = {**test_env, "REDIS_URL": "redis://127.0.0.1:1/0", "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "on"}
+    app = create_app(load_config(env), testing=True)
+    connect_rq(app)
+    monkeypatch.setattr(workers.jobs, "_worker_app", app)
+    yield app
+    close_senders()
+    services(app).engine.dispose()
+
+
+@needs_redis
+def test_with_redis_down_a_webhook_arrives_once_redis_is_back_through_one_batch_job(redis_hook_app):
+    client = redis_hook_app.test_client()
+    _, key = make_merchant(redis_hook_app)
+    member = make_member(client, key, make_program(client, key)["id"])
+    with FakeWebhookReceiver() as receiver:
+        hook = client.post("/api/v1/webhooks", json={"url": receiver.url(), "events": ["points.earned"]},
+                           headers=auth(key)).get_json()
+        receiver.secret = hook["secret"]
+        for points in (3, 4):
+            assert earn(client, key, member["id"], points=points).status_code == 201  # Redis is down
+        live = _empty_queues(RQDispatcher(REDIS_URL))
+        services(redis_hook_app).relay.connect(live)
+        assert sweep_outbox(redis_hook_app, live) >= 2
+        SimpleWorker([live.queue], connection=live.redis).work(burst=True)  # the batch job, then the webhook job
+        assert sorted(json.loads(r.body)["data"]["points"] for r in receiver.received) == [3, 4]
+        assert all(r.signature_ok for r in receiver.received)

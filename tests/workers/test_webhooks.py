@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app import create_app
 from app.config import load_config
@@ -23,7 +23,7 @@ from tests.conftest import fresh_database
 from tests.factories import assert_problem, auth, earn, make_member, make_merchant, make_program
 from tests.fakes.webhooks import FakeWebhookReceiver
 from workers import webhooks as webhook_worker
-from workers.jobs import deliver_everything_due
+from workers.jobs import deliver_due_webhooks, deliver_everything_due
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -267,3 +267,48 @@ def test_deleting_a_webhook_stops_its_deliveries(hook_app, hook_client, receiver
     assert_problem(hook_client.get(f"/api/v1/webhooks/{webhook['id']}/deliveries", headers=auth(key)), 404)
     with services(hook_app).sessions() as session:
         assert session.scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook["id"])).all() == []
+
+
+def test_a_fan_out_job_makes_the_first_attempts_itself(hook_app, hook_client, receiver):
+    key, webhook, member = shop(hook_app, hook_client, receiver)
+    for points in (1, 2, 3):
+        earn(hook_client, key, member["id"], points=points)
+    outcomes = deliver_due_webhooks(hook_app)  # one call: fanned out, then attempted by the same job
+    assert outcomes["delivered"] == 6 and len(receiver.received) == 3  # 3 fan-outs, 3 deliveries
+    assert all(r.signature_ok for r in receiver.received)
+
+
+def test_a_silent_receiver_loses_nothing_and_is_not_hammered(hook_app, hook_client):
+    _, key = make_merchant(hook_app)
+    with FakeWebhookReceiver() as gone:
+        url = gone.url()
+    webhook = subscribe(hook_client, key, url)  # nothing listens there any more
+    member = make_member(hook_client, key, make_program(hook_client, key)["id"])
+    for points in (1, 2, 3):
+        earn(hook_client, key, member["id"], points=points)
+    deliver_due_webhooks(hook_app)
+    [tried] = attempts(hook_client, key, webhook["id"])  # one connection refused; the other two wait, untried
+    assert tried["status_code"] is None and tried["delivery_status"] == "pending" and tried["next_retry_at"]
+    with time_machine.travel(datetime.now(timezone.utc) + timedelta(minutes=2), tick=True):
+        deliver_due_webhooks(hook_app)  # still down: one more try, the rest wait again
+        assert len(attempts(hook_client, key, webhook["id"])) == 2
+        with services(hook_app).sessions() as session:
+            pending = session.scalars(select(WebhookDelivery.status).where(
+                WebhookDelivery.webhook_id == webhook["id"])).all()
+    assert pending == ["pending"] * 3  # nothing lost
+
+
+def test_webhook_statements_per_delivery_stay_few(hook_app, hook_client, receiver):
+    key, webhook, member = shop(hook_app, hook_client, receiver)
+    for points in range(1, 21):
+        earn(hook_client, key, member["id"], points=points)
+    statements = []
+    engine = services(hook_app).engine
+    listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        deliver_due_webhooks(hook_app)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert len(receiver.received) == 20
+    assert len(statements) <= 30, len(statements)  # was about 20 a delivery, one lease and commit at a time
