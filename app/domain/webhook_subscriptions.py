@@ -4,19 +4,21 @@ from a per-process map and costs no SQL statement (tests/app/test_statements.py 
 The map is per database. A poller thread re-reads it within POLL_SECONDS of a change made by any process: it
 compares the version (the count and the highest id of `webhook_endpoints`; ids never repeat, so any creation or
 deletion changes it) and reloads only when it moved. The process that creates or deletes a webhook re-reads in
-its own next emits until a read shows the new version (a poller's read that began before the change committed
-does not count), so its own next request is heard at once; other processes hear it within about a second.
-Should the poller stop (idle for IDLE_SECONDS, or the database away), a map older than STALE_SECONDS is re-read
-in the caller's own session before it answers."""
+its own next emits until a read that began after the change committed has landed, so its own next request is
+heard at once; other processes hear it within about a second. Reads are numbered as they begin: a read that
+began before the commit proves nothing, even when the version moved (another process's change moves it too),
+and an older read that lands after a newer one is dropped. Should the poller stop (idle for IDLE_SECONDS, or the
+database away), a map older than STALE_SECONDS is re-read in the caller's own session before it answers."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
 import time
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -37,7 +39,10 @@ class Subscriptions:
         self.version: tuple | None = None
         self.checked_at = float("-inf")  # time.monotonic() of the last read
         self.used_at = 0.0
-        self.awaiting: tuple[tuple | None, float] | None = None  # (version before our change, when) until it shows
+        # (first read number that proves our change, or None before its commit; when changed) until such a read
+        self.awaiting: tuple[int | None, float] | None = None
+        self._reads = itertools.count(1)  # numbers reads as they begin
+        self._landed = 0  # number of the newest read applied to the map
         self._lock = threading.Lock()
         self._poller: threading.Thread | None = None
         self._poller_pid: int | None = None
@@ -49,31 +54,43 @@ class Subscriptions:
         self._start_poller()
         return type in self.types.get(merchant_id, ())
 
-    def changed(self) -> None:
-        """A webhook was created or deleted in this process: read again before each answer until a read shows
-        the new version (for at most STALE_SECONDS, should the change have rolled back)."""
-        self.awaiting = (self.version, time.monotonic())
+    def changed(self, session: Session) -> None:
+        """A webhook was created or deleted in `session`'s transaction: once it commits, read again before each
+        answer until a read begun after the commit lands (for at most STALE_SECONDS, should it roll back)."""
+        self.awaiting = (None, time.monotonic())
+        event.listen(session, "after_commit", self._committed, once=True)
+
+    def _committed(self, session: Session) -> None:
+        if self.awaiting is not None:
+            self.awaiting = (next(self._reads), self.awaiting[1])  # reads from this number on began after it
 
     def _awaiting_change(self, now: float) -> bool:
         awaiting = self.awaiting
         if awaiting is None:
             return False
-        version_before, since = awaiting
-        if self.version != version_before or now - since > STALE_SECONDS:
+        proving_read, since = awaiting
+        if (proving_read is not None and self._landed >= proving_read) or now - since > STALE_SECONDS:
             self.awaiting = None
             return False
         return True
 
     def refresh(self, connection: Connection | Session) -> None:
+        read = next(self._reads)
         version = tuple(connection.execute(select(func.count(), func.max(WebhookEndpoint.id))).one())
+        types = None
         if version != self.version:
             rows = connection.execute(select(WebhookEndpoint.merchant_id, WebhookEndpoint.events)).all()
-            types: dict[int, set[str]] = {}
+            by_merchant: dict[int, set[str]] = {}
             for merchant_id, events in rows:
-                types.setdefault(merchant_id, set()).update(events)
-            self.types = {merchant_id: frozenset(events) for merchant_id, events in types.items()}
-            self.version = version
-        self.checked_at = time.monotonic()
+                by_merchant.setdefault(merchant_id, set()).update(events)
+            types = {merchant_id: frozenset(events) for merchant_id, events in by_merchant.items()}
+        with self._lock:
+            if read < self._landed or (types is None and version != self.version):
+                return  # a newer read has landed meanwhile: this one's answer is older
+            if types is not None:
+                self.types, self.version = types, version
+            self._landed = read
+            self.checked_at = time.monotonic()
 
     def _start_poller(self) -> None:
         if self._poller is not None and self._poller_pid == os.getpid():

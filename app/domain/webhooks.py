@@ -60,7 +60,7 @@ def create_webhook(session: Session, merchant_id: int, url: str, event_types: li
                               sealed_secret=box.seal(secret, secret_owner(merchant_id)))
     session.add(webhook)
     session.flush()
-    subscriptions(session).changed()
+    subscriptions(session).changed(session)
     return webhook, secret
 
 
@@ -83,7 +83,7 @@ def delete_webhook(session: Session, merchant_id: int, webhook_id: int) -> None:
     session.execute(delete(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id))
     session.delete(webhook)
     session.flush()
-    subscriptions(session).changed()
+    subscriptions(session).changed(session)
 
 
 def attempts_page(session: Session, webhook: WebhookEndpoint, before: int | None, limit: int) -> list:

@@ -7,7 +7,7 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app import create_app
 from app.config import load_config
@@ -163,16 +163,20 @@ def test_a_webhook_made_by_another_process_is_heard_within_seconds(app, client, 
 
 
 def test_the_process_that_made_a_webhook_hears_it_on_its_next_request_even_after_a_stale_poll(app, client):
-    """The poller may have begun a read before the webhook committed and finish it after: that old answer must
-    not pass for fresh in the process that made the webhook."""
+    """The poller may have begun a read before the webhook committed and finish it after, its version moved by
+    another process's change meanwhile: that old answer must not pass for fresh in the process that made it."""
     merchant_id, key = make_merchant(app)
     member = make_member(client, key, make_program(client, key)["id"])
     earn(client, key, member["id"], points=1)  # the map is warm, without the webhook
     with app.app_context(), services(app).sessions() as session:
         map_ = subscriptions(session)
-    before = (map_.types, map_.version)
+        stale_read = next(map_._reads)  # the poller's read begins...
+        stale_version = tuple(session.execute(text("SELECT count(*) + 1, coalesce(max(id), 0) + 1000000 "
+                                                   "FROM webhook_endpoints")).one())
+        stale_types = dict(map_.types)
     assert create(client, key).status_code == 201
-    map_.types, map_.version = before  # the poller's read from before the commit lands now...
-    map_.checked_at = time.monotonic()  # ...and says it is fresh
+    with map_._lock:  # ...and lands now, after the commit, with another process's version
+        map_.types, map_.version, map_._landed = stale_types, stale_version, stale_read
+        map_.checked_at = time.monotonic()
     earn(client, key, member["id"], points=1)
     assert webhook_events(app, merchant_id) == ["points.earned"]
