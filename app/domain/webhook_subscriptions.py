@@ -46,6 +46,14 @@ class Subscriptions:
         self._lock = threading.Lock()
         self._poller: threading.Thread | None = None
         self._poller_pid: int | None = None
+        self._stop_poller = threading.Event()
+        event.listen(engine, "engine_disposed", self._on_dispose)
+
+    def _on_dispose(self, engine: Engine) -> None:
+        """The app shuts down (or a forked child drops its pool): stop polling; the next `wants` starts again."""
+        with self._lock:
+            self._stop_poller.set()
+            self._poller = None
 
     def wants(self, session: Session, merchant_id: int, type: str) -> bool:
         self.used_at = now = time.monotonic()
@@ -98,13 +106,14 @@ class Subscriptions:
         with self._lock:
             if self._poller is None or self._poller_pid != os.getpid():  # none yet, or a fork left it behind
                 self._poller_pid = os.getpid()
-                self._poller = threading.Thread(target=self._poll, name="webhook-subscriptions", daemon=True)
+                self._stop_poller = threading.Event()
+                self._poller = threading.Thread(target=self._poll, args=(self._stop_poller,),
+                                                name="webhook-subscriptions", daemon=True)
                 self._poller.start()
 
-    def _poll(self) -> None:
+    def _poll(self, stop: threading.Event) -> None:
         failing = False
-        while time.monotonic() - self.used_at < IDLE_SECONDS:
-            time.sleep(POLL_SECONDS)
+        while time.monotonic() - self.used_at < IDLE_SECONDS and not stop.wait(POLL_SECONDS):
             try:
                 with self.engine.connect() as connection:
                     self.refresh(connection)
@@ -114,7 +123,8 @@ class Subscriptions:
                     log.warning("webhook subscriptions could not be re-read: %s", type(error).__name__)
                 failing = True
         with self._lock:
-            self._poller = None
+            if self._stop_poller is stop:  # not replaced meanwhile by a poller started after a dispose
+                self._poller = None
 
 
 _by_engine: dict[Engine, Subscriptions] = {}  # one per database a process uses (tests use several)

@@ -162,6 +162,20 @@ def test_a_webhook_made_by_another_process_is_heard_within_seconds(app, client, 
         services(other).engine.dispose()
 
 
+def test_an_app_shut_down_stops_polling_its_database(test_env):
+    """A disposed engine's poller would go on reading a database that may be gone (tests drop theirs)."""
+    app = create_app(load_config(test_env), testing=True)
+    client = app.test_client()
+    _, key = make_merchant(app)
+    make_member(client, key, make_program(client, key)["id"])  # emits member.enrolled: the poller starts
+    with app.app_context(), services(app).sessions() as session:
+        poller = subscriptions(session)._poller
+    assert poller is not None and poller.is_alive()
+    services(app).engine.dispose()
+    poller.join(timeout=5)
+    assert not poller.is_alive()
+
+
 def test_the_process_that_made_a_webhook_hears_it_on_its_next_request_even_after_a_stale_poll(app, client):
     """The poller may have begun a read before the webhook committed and finish it after, its version moved by
     another process's change meanwhile: that old answer must not pass for fresh in the process that made it."""
