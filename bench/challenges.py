@@ -3,7 +3,9 @@
 - an earn through the app (Flask test client, in process) in a program with three running challenges, each member
   with a history of progress rows, against the baseline measured in the same run: the same earn in a program
   without challenges (which sends no challenge statement at all);
-- the month's leaderboard (`leaderboard.standings`) over the members who opted in, with the month's ledger.
+- the month's leaderboard (`leaderboard.standings`) over the members who opted in, with the month's ledger;
+- one member's place (`leaderboard.rank_of`, asked by every card build of an opted-in member) against the way it
+  was first found in the same run: the whole board read into Python and searched.
 
     .venv/bin/python -m bench.challenges [--members 50000] [--entries 500000] [--opted-in 0.2] [--earns 300]
 
@@ -25,7 +27,7 @@ from app.auth import issue_api_key
 from app.config import load_config
 from app.domain import leaderboard
 from app.migrate import upgrade_database
-from app.models import Program, utcnow
+from app.models import Member, Program, utcnow
 from app.services import services
 
 ADMIN_URL = os.environ.get("PUNCHPASS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -134,6 +136,30 @@ def time_leaderboard(app, runs: int, opted_in: int) -> None:
         session.close()
     print(f"leaderboard over {opted_in} opted-in members: median {statistics.median(timings):.0f} ms over {runs} "
           f"runs (top {len(board)})")
+    time_rank_of(app, runs)
+
+
+def time_rank_of(app, runs: int) -> None:
+    """Interleaved: the board searched in Python (the first rank_of) and the database's one-row answer."""
+    with app.app_context():
+        session = services(app).sessions()
+        program = session.get(Program, 1)
+        member = session.get(Member, leaderboard.standings(session, program, utcnow(), 1)[0].member_id)
+        now = utcnow()
+        timings: dict[str, list[float]] = {"whole board searched": [], "rank_of": []}
+        for _ in range(runs):
+            started = time.perf_counter()
+            searched = next(s for s in leaderboard.standings(session, program, now) if s.member_id == member.id)
+            timings["whole board searched"].append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            ranked = leaderboard.rank_of(session, member, now)
+            timings["rank_of"].append((time.perf_counter() - started) * 1000)
+            assert ranked == searched, (ranked, searched)
+        session.close()
+    base = statistics.median(timings["whole board searched"])
+    for label, values in timings.items():
+        print(f"one member's rank, {label}: median {statistics.median(values):.1f} ms over {runs} runs "
+              f"({statistics.median(values) / base:.2f}x the board searched)")
 
 
 if __name__ == "__main__":

@@ -54,8 +54,8 @@ def set_opt_in(session: Session, member: Member, opt_in: bool, display_name: str
     session.flush()
 
 
-def standings(session: Session, program: Program, now: datetime, limit: int | None = None) -> list[Standing]:
-    """The board as of `now`, best first; `limit` cuts the list, never the ranks."""
+def _month_scores(program: Program, now: datetime):
+    """(member_id, display name, points) of each opted-in member with points this month, a query to build on."""
     zone = program_zone(program)
     start, end = period_start(zone, now, "month"), period_end(zone, now, "month")
     original = aliased(LedgerEntry)
@@ -63,15 +63,22 @@ def standings(session: Session, program: Program, now: datetime, limit: int | No
                   (original.kind.in_(QUALIFYING_KINDS), -(func.abs(LedgerEntry.points) + LedgerEntry.shortfall)),
                   else_=0)
     total = func.sum(earned)
-    rows = session.execute(
-        select(Member.id, Member.leaderboard_name, total).select_from(LedgerEntry)
-        .join(Member, Member.id == LedgerEntry.member_id)
-        .outerjoin(original, original.id == LedgerEntry.reverses_id)
-        .where(LedgerEntry.merchant_id == program.merchant_id, LedgerEntry.created_at >= start,
-               LedgerEntry.created_at < end, Member.program_id == program.id, Member.leaderboard_opt_in.is_(True),
-               Member.deleted_at.is_(None))
-        .group_by(Member.id, Member.leaderboard_name).having(total > 0)
-        .order_by(total.desc(), Member.leaderboard_name, Member.id)).all()
+    return (select(Member.id.label("member_id"), Member.leaderboard_name.label("display_name"),
+                   total.label("points"))
+            .select_from(LedgerEntry)
+            .join(Member, Member.id == LedgerEntry.member_id)
+            .outerjoin(original, original.id == LedgerEntry.reverses_id)
+            .where(LedgerEntry.merchant_id == program.merchant_id, LedgerEntry.created_at >= start,
+                   LedgerEntry.created_at < end, Member.program_id == program.id,
+                   Member.leaderboard_opt_in.is_(True), Member.deleted_at.is_(None))
+            .group_by(Member.id, Member.leaderboard_name).having(total > 0))
+
+
+def standings(session: Session, program: Program, now: datetime, limit: int | None = None) -> list[Standing]:
+    """The board as of `now`, best first; `limit` cuts the list, never the ranks."""
+    scores = _month_scores(program, now).subquery()
+    rows = session.execute(select(scores.c.member_id, scores.c.display_name, scores.c.points)
+                           .order_by(scores.c.points.desc(), scores.c.display_name, scores.c.member_id)).all()
     board, rank, previous = [], 0, None
     for position, (member_id, name, points) in enumerate(rows, start=1):
         if points != previous:
@@ -81,7 +88,16 @@ def standings(session: Session, program: Program, now: datetime, limit: int | No
 
 
 def rank_of(session: Session, member: Member, now: datetime) -> Standing | None:
-    """The member's place this month, or None when they have not opted in or earned nothing yet."""
+    """The member's place this month, or None when they have not opted in or earned nothing yet. Every card
+    build of an opted-in member asks, so the database ranks and returns one row, not the whole board."""
     if not member.leaderboard_opt_in:
         return None
-    return next((s for s in standings(session, member.program, now) if s.member_id == member.id), None)
+    scores = _month_scores(member.program, now).cte("scores")
+    others = scores.alias("others")
+    ahead = select(func.count()).select_from(others).where(others.c.points > scores.c.points).scalar_subquery()
+    row = session.execute(select(scores.c.display_name, scores.c.points, ahead)
+                          .where(scores.c.member_id == member.id)).one_or_none()
+    if row is None:
+        return None
+    name, points, members_ahead = row
+    return Standing(members_ahead + 1, member.id, name, int(points))

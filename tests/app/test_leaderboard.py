@@ -42,10 +42,13 @@ def _player(client, key, program_id, display_name, points, **fields):
 
 def test_ties_share_a_rank_and_the_next_rank_skips(app, client):
     key, program = _shop(app, client)
-    for name, points in (("Zed", 50), ("Kiwi", 100), ("Amy", 50), ("Bo", 20)):
-        _player(client, key, program["id"], name, points)
+    players = {name: _player(client, key, program["id"], name, points)
+               for name, points in (("Zed", 50), ("Kiwi", 100), ("Amy", 50), ("Bo", 20))}
     expected = [(1, "Kiwi", 100), (2, "Amy", 50), (2, "Zed", 50), (4, "Bo", 20)]
     assert board(client, key, program["id"]) == expected
+    for rank, name, points in expected:  # each member's own place, as their card and their opt-in answer show it
+        mine = opt_in(client, key, players[name]["id"], name).get_json()
+        assert (mine["rank"], mine["display_name"], mine["points"]) == (rank, name, points)
     assert board(client, key, program["id"]) == expected  # the same order on every read
     assert board(client, key, program["id"], limit=2) == expected[:2]  # a limit cuts the list, not the ranks
 
