@@ -9,10 +9,13 @@ two reads."""
 
 from __future__ import annotations
 
+import time
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.domain.calendar import period_end, period_start, program_zone
@@ -50,35 +53,46 @@ def set_opt_in(session: Session, member: Member, opt_in: bool, display_name: str
         member.leaderboard_opt_in, member.leaderboard_name = True, name
     else:
         member.leaderboard_opt_in, member.leaderboard_name = False, None
+    _forget_boards(session, member.program_id)  # who is listed changed: rank this program afresh
     card_changed(session, member)
     session.flush()
 
 
-def _month_scores(program: Program, now: datetime):
-    """(member_id, display name, points) of each opted-in member with points this month, a query to build on."""
+def _month_scores(program: Program, now: datetime, member_id: int | None = None) -> tuple[Select, dict]:
+    """The query of (member_id, display name, points) of each opted-in member with points this month (or of one
+    member), with its parameters: built once, as building it costs more than running it for one member."""
     zone = program_zone(program)
-    start, end = period_start(zone, now, "month"), period_end(zone, now, "month")
+    params = {"start": period_start(zone, now, "month"), "end": period_end(zone, now, "month")}
+    if member_id is None:
+        return _scores_query(False), {**params, "merchant_id": program.merchant_id, "program_id": program.id}
+    return _scores_query(True), {**params, "member_id": member_id}
+
+
+@cache
+def _scores_query(one_member: bool) -> Select:
     original = aliased(LedgerEntry)
     earned = case((LedgerEntry.kind.in_(QUALIFYING_KINDS), LedgerEntry.points),
                   (original.kind.in_(QUALIFYING_KINDS), -(func.abs(LedgerEntry.points) + LedgerEntry.shortfall)),
                   else_=0)
     total = func.sum(earned)
+    whose = (LedgerEntry.member_id == bindparam("member_id"),) if one_member else \
+        (LedgerEntry.merchant_id == bindparam("merchant_id"), Member.program_id == bindparam("program_id"))
     return (select(Member.id.label("member_id"), Member.leaderboard_name.label("display_name"),
                    total.label("points"))
             .select_from(LedgerEntry)
             .join(Member, Member.id == LedgerEntry.member_id)
             .outerjoin(original, original.id == LedgerEntry.reverses_id)
-            .where(LedgerEntry.merchant_id == program.merchant_id, LedgerEntry.created_at >= start,
-                   LedgerEntry.created_at < end, Member.program_id == program.id,
+            .where(*whose, LedgerEntry.created_at >= bindparam("start"), LedgerEntry.created_at < bindparam("end"),
                    Member.leaderboard_opt_in.is_(True), Member.deleted_at.is_(None))
             .group_by(Member.id, Member.leaderboard_name).having(total > 0))
 
 
 def standings(session: Session, program: Program, now: datetime, limit: int | None = None) -> list[Standing]:
     """The board as of `now`, best first; `limit` cuts the list, never the ranks."""
-    scores = _month_scores(program, now).subquery()
+    query, params = _month_scores(program, now)
+    scores = query.subquery()
     rows = session.execute(select(scores.c.member_id, scores.c.display_name, scores.c.points)
-                           .order_by(scores.c.points.desc(), scores.c.display_name, scores.c.member_id)).all()
+                           .order_by(scores.c.points.desc(), scores.c.display_name, scores.c.member_id), params).all()
     board, rank, previous = [], 0, None
     for position, (member_id, name, points) in enumerate(rows, start=1):
         if points != previous:
@@ -88,16 +102,55 @@ def standings(session: Session, program: Program, now: datetime, limit: int | No
 
 
 def rank_of(session: Session, member: Member, now: datetime) -> Standing | None:
-    """The member's place this month, or None when they have not opted in or earned nothing yet. Every card
-    build of an opted-in member asks, so the database ranks and returns one row, not the whole board."""
+    """The member's place this month, or None when they have not opted in or earned nothing yet.
+
+    Every card build of an opted-in member asks, and ranking a big program's month costs the database about
+    100 ms (bench/challenges.py), so the member's own score is read fresh (their own entries, by index) and
+    compared with everyone else's scores as this process last ranked them, at most BOARD_SECONDS ago. A card
+    shows its rank as of its last build anyway: others' earns never rebuild it."""
     if not member.leaderboard_opt_in:
         return None
-    scores = _month_scores(member.program, now).cte("scores")
-    others = scores.alias("others")
-    ahead = select(func.count()).select_from(others).where(others.c.points > scores.c.points).scalar_subquery()
-    row = session.execute(select(scores.c.display_name, scores.c.points, ahead)
-                          .where(scores.c.member_id == member.id)).one_or_none()
-    if row is None:
+    mine = session.execute(*_month_scores(member.program, now, member.id)).one_or_none()
+    if mine is None:
         return None
-    name, points, members_ahead = row
-    return Standing(members_ahead + 1, member.id, name, int(points))
+    points = int(mine.points)
+    others = _others_scores(session, member.program, now)
+    ahead = len(others.ascending) - bisect_right(others.ascending, points)
+    if others.by_member.get(member.id, 0) > points:
+        ahead -= 1  # our own older, higher score (before a refund) is not someone ahead of us
+    return Standing(ahead + 1, member.id, mine.display_name, points)
+
+
+BOARD_SECONDS = 60.0
+MAX_BOARDS = 1000  # programs ranked per process before the oldest are forgotten
+
+
+@dataclass(frozen=True)
+class _Board:
+    made_at: float  # time.monotonic()
+    ascending: list[int]  # every listed member's points, lowest first
+    by_member: dict[int, int]
+
+
+_boards: dict[tuple, _Board] = {}
+
+
+def _others_scores(session: Session, program: Program, now: datetime) -> _Board:
+    key = (str(session.get_bind().engine.url), program.id, period_start(program_zone(program), now, "month"))
+    board = _boards.get(key)
+    if board is None or time.monotonic() - board.made_at > BOARD_SECONDS:
+        query, params = _month_scores(program, now)
+        scores = query.subquery()
+        by_member = {member_id: int(points) for member_id, points in
+                     session.execute(select(scores.c.member_id, scores.c.points), params)}
+        board = _Board(time.monotonic(), sorted(by_member.values()), by_member)
+        if len(_boards) >= MAX_BOARDS:
+            _boards.pop(next(iter(_boards)))
+        _boards[key] = board
+    return board
+
+
+def _forget_boards(session: Session, program_id: int) -> None:
+    database = str(session.get_bind().engine.url)
+    for key in [key for key in _boards if key[:2] == (database, program_id)]:
+        _boards.pop(key, None)

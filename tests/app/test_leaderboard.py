@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import pytest
 import time_machine
 
+from app.domain import leaderboard
 from app.models import Member
 from app.services import db_session
 from tests.app.test_challenges import _back_fields
@@ -109,6 +110,22 @@ def test_an_opted_in_member_sees_their_rank_on_the_card(app, client):
     assert _back_fields(client, member)["notice_leaderboard_rank"]["value"] == "2位・50ポイント"
     opt_in(client, key, member["id"], opt=False)
     assert "notice_leaderboard_rank" not in _back_fields(client, member)
+
+
+def test_the_card_ranks_its_own_points_at_once_and_others_earns_within_a_minute(app, client, monkeypatch):
+    """A card is rebuilt by its own member's changes only, so it shows others as they were at some moment: here,
+    as this process last ranked the program, at most BOARD_SECONDS ago."""
+    key, program = _shop(app, client)
+    kiwi = _player(client, key, program["id"], "Kiwi", 100)
+    amy = _player(client, key, program["id"], "Amy", 50, locale="ja")
+    assert _back_fields(client, amy)["notice_leaderboard_rank"]["value"] == "2位・50ポイント"
+    earn(client, key, amy["id"], points=70)
+    assert _back_fields(client, amy)["notice_leaderboard_rank"]["value"] == "1位・120ポイント"  # her own: at once
+    earn(client, key, kiwi["id"], points=100)
+    assert _back_fields(client, amy)["notice_leaderboard_rank"]["value"] == "1位・120ポイント"  # Kiwi: not yet
+    monkeypatch.setattr(leaderboard, "BOARD_SECONDS", 0.0)  # ...the board is older than that now
+    assert _back_fields(client, amy)["notice_leaderboard_rank"]["value"] == "2位・120ポイント"
+    assert board(client, key, program["id"]) == [(1, "Kiwi", 200), (2, "Amy", 120)]  # the board itself: exact
 
 
 def test_another_merchants_leaderboard_is_not_found(app, client):
