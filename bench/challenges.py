@@ -5,8 +5,8 @@
   without challenges (which sends no challenge statement at all);
 - the month's leaderboard (`leaderboard.standings`) over the members who opted in, with the month's ledger;
 - one member's place (`leaderboard.rank_of`, asked by every card build of an opted-in member; it ranks the
-  others once per BOARD_SECONDS per process, so the runs after the first read the member's own score only) against the way it
-  was first found in the same run: the whole board read into Python and searched.
+  others once per BOARD_SECONDS per process, so the runs after the first read the member's own score only)
+  against the way it was first found, in the same run: the whole board read into Python and searched.
 
     .venv/bin/python -m bench.challenges [--members 50000] [--entries 500000] [--opted-in 0.2] [--earns 300]
 

@@ -247,8 +247,9 @@ def report(out: dict, args) -> None:
                   f"{row['answered']}, 2xx {row['ok']}, sent {row['sent']})")
     print(f"\npunchpass ledger verify: {'OK' if out['verified'][0] else 'FAILED'}: {out['verified'][1]}")
     for load_avg, floor in out["floors"]:
-        what = "the app's statements of an earn (key, member + tag, rewards, devices, ledger, member, idempotency)" \
-            if floor["full"] else "lean (lock, update, ledger, idempotency)"
+        what = "an earn's statements as the app sent them before the fourth hot-path pass (key, member + tag, " \
+            "rewards, devices, ledger, member, idempotency)" if floor["full"] else \
+            "lean (lock, update, ledger, idempotency; the app's 4 statements today)"
         what += "" if floor["durable"] else ", synchronous_commit off"
         print(f"SQL floor, one psycopg connection, {what}: {floor['tps']:,.0f} transactions/s "
               f"({floor['statements']} statements, {floor['round_trips']} round trips each); load average {load_avg}")

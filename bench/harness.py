@@ -766,8 +766,9 @@ def psycopg_url(database_url: str) -> str:
 def sql_floor(database_url: str, member_ids: list[int], merchant_id: int, seconds: float,
               full: bool = False, durable: bool = True) -> dict:
     """PostgreSQL alone: one psycopg connection looping lock member FOR UPDATE / update balance / insert
-    ledger row / insert idempotency row / commit (the baseline app's writes). full=True sends what the app sends
-    for an earn on a card without a device instead (FLOOR_FULL: the API key, the member with its program and
+    ledger row / insert idempotency row / commit (the baseline app's writes, and since the fourth hot-path pass the
+    same four statements the app sends). full=True sends what the app sent for an earn on a card without a device
+    before that pass (FLOOR_FULL, kept to compare with earlier figures: the API key, the member with its program and
     tiers and the lock-free update tag, the rewards, the device check, the ledger row, the member's one UPDATE, the
     idempotency record). durable=False sets synchronous_commit off for the session, to see the floor without the
     WAL flush. Balances stay equal to the ledger. Returns transactions/s and the statements and round trips of
