@@ -81,6 +81,13 @@ def insert_row(session: Session, row: Base) -> Base:
     return row
 
 
+def insert_rows(session: Session, model: type[Base], rows: list[dict]) -> None:
+    """INSERT plain rows (column name -> value) with one prebuilt statement, for rows nobody reads back as
+    objects in this transaction."""
+    if rows:
+        session.connection().execute(_insert_statement(model.__table__), rows)
+
+
 def update_changed(session: Session, row: Base) -> None:
     """UPDATE the columns of a loaded object that changed since it was loaded, in one Core statement, and mark
     the object clean. A changed relationship must agree with its foreign key (`tiers.show_tier` sets both); otherwise,
