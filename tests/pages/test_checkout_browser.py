@@ -269,6 +269,9 @@ def test_pair_a_till_with_a_code_instead_of_a_key(page, shop, live_server):
     code = made.get_json()["code"]
     sign_in(page, code.lower()[:4] + "-" + code.lower()[4:])  # as read aloud and typed on a phone
     expect(page.locator(".brand")).to_contain_text("Shibuya")
+    # The cursor shows in the code field before the cashier scans: a key pressed while the new page is still
+    # settling (the field not yet focused, its script not yet running) lands nowhere.
+    expect(page.locator("#code")).to_be_focused()
     scan_by_keyboard(page, shop["member"]["barcode_value"])
     expect(page.locator("#member-name")).to_have_text("Mina Park")
     page.click("text=Sign out")
