@@ -53,7 +53,7 @@ def set_opt_in(session: Session, member: Member, opt_in: bool, display_name: str
         member.leaderboard_opt_in, member.leaderboard_name = True, name
     else:
         member.leaderboard_opt_in, member.leaderboard_name = False, None
-    _forget_boards(session, member.program_id)  # who is listed changed: rank this program afresh
+    forget_boards(session, member.program_id)  # who is listed changed: rank this program afresh
     card_changed(session, member)
     session.flush()
 
@@ -150,7 +150,8 @@ def _others_scores(session: Session, program: Program, now: datetime) -> _Board:
     return board
 
 
-def _forget_boards(session: Session, program_id: int) -> None:
+def forget_boards(session: Session, program_id: int) -> None:
+    """Who is listed changed (an opt-in or out, a deletion): this process ranks the program afresh."""
     database = str(session.get_bind().engine.url)
     for key in [key for key in _boards if key[:2] == (database, program_id)]:
         _boards.pop(key, None)

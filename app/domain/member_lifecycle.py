@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from app.domain.errors import Conflict, InvalidInput
 from app.domain.events import emit
+from app.domain.leaderboard import forget_boards
 from app.domain.ledger import lock_member
 from app.domain.passupdates import card_changed
 from app.models import Member, Program, Tier, utcnow
@@ -81,6 +82,7 @@ def delete_member(session: Session, member: Member) -> Member:
     member = lock_member(session, member)
     member.name, member.email, member.phone, member.external_id = DELETED_NAME, None, None, None
     member.leaderboard_opt_in, member.leaderboard_name = False, None  # a chosen nickname is personal data too
+    forget_boards(session, member.program_id)
     member.barcode_token = secrets.token_urlsafe(18)  # the printed or saved code finds nobody any more
     member.deleted_at = utcnow()
     card_changed(session, member)  # the voided pass, pushed to every registered device

@@ -128,6 +128,17 @@ def test_the_card_ranks_its_own_points_at_once_and_others_earns_within_a_minute(
     assert board(client, key, program["id"]) == [(1, "Kiwi", 200), (2, "Amy", 120)]  # the board itself: exact
 
 
+def test_a_deleted_member_stops_counting_ahead_on_other_cards_at_once(app, client):
+    key, program = _shop(app, client)
+    kiwi = _player(client, key, program["id"], "Kiwi", 100)
+    amy = _player(client, key, program["id"], "Amy", 50, locale="ja")
+    assert _back_fields(client, amy)["notice_leaderboard_rank"]["value"] == "2位・50ポイント"
+    assert client.delete(f"/api/v1/members/{kiwi['id']}", headers=auth(key, str(uuid.uuid4()))).status_code in \
+        (200, 204)
+    earn(client, key, amy["id"], points=1)
+    assert _back_fields(client, amy)["notice_leaderboard_rank"]["value"] == "1位・51ポイント"
+
+
 def test_another_merchants_leaderboard_is_not_found(app, client):
     key, program = _shop(app, client)
     _, other_key = make_merchant(app)
