@@ -9,6 +9,7 @@ two reads."""
 
 from __future__ import annotations
 
+import threading
 import time
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -133,6 +134,7 @@ class _Board:
 
 
 _boards: dict[tuple, _Board] = {}
+_boards_lock = threading.Lock()  # a worker's threads add, evict and forget boards concurrently
 
 
 def _others_scores(session: Session, program: Program, now: datetime) -> _Board:
@@ -144,14 +146,16 @@ def _others_scores(session: Session, program: Program, now: datetime) -> _Board:
         by_member = {member_id: int(points) for member_id, points in
                      session.execute(select(scores.c.member_id, scores.c.points), params)}
         board = _Board(time.monotonic(), sorted(by_member.values()), by_member)
-        if len(_boards) >= MAX_BOARDS:
-            _boards.pop(next(iter(_boards)))
-        _boards[key] = board
+        with _boards_lock:
+            if len(_boards) >= MAX_BOARDS:
+                _boards.pop(next(iter(_boards)))
+            _boards[key] = board
     return board
 
 
 def forget_boards(session: Session, program_id: int) -> None:
     """Who is listed changed (an opt-in or out, a deletion): this process ranks the program afresh."""
     database = str(session.get_bind().engine.url)
-    for key in [key for key in _boards if key[:2] == (database, program_id)]:
-        _boards.pop(key, None)
+    with _boards_lock:
+        for key in [key for key in _boards if key[:2] == (database, program_id)]:
+            del _boards[key]
